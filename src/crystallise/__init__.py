@@ -1,0 +1,1 @@
+"""Crystallise AI backend."""

@@ -1,0 +1,86 @@
+"""The FastAPI application: a thin HTTP front over the ``crystallise`` library."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from crystallise.api.deps import require_api_key
+from crystallise.api.errors import install_error_handlers
+from crystallise.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from crystallise.api.routers import config, health
+from crystallise.common.logging import configure_logging, get_logger
+from crystallise.config.settings import Settings, get_settings
+from crystallise.llm.client import set_default_client
+from crystallise.llm.tokens import warm_up
+from crystallise.services import Services
+
+log = get_logger(__name__)
+RETENTION_INTERVAL_S = 3600.0
+
+
+def _protected_routers() -> list[APIRouter]:
+    from crystallise.api.routers import criteria
+
+    return [config.router, criteria.router]
+
+
+async def _retention_loop(services: Services) -> None:
+    """Purge terminal jobs older than the retention period, hourly."""
+    while True:
+        with suppress(Exception):
+            purged = await asyncio.to_thread(
+                services.jobs.purge_expired, services.settings.job_retention_days
+            )
+            if purged:
+                log.info("jobs_purged", count=purged)
+        await asyncio.sleep(RETENTION_INTERVAL_S)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database, LLM client and job runner live for its lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        if not settings.service_api_keys:
+            log.warning(
+                "DEV MODE: CRYSTALLISE_API_KEYS is empty, every route is open without a key"
+            )
+        services = Services.build(settings)
+        from crystallise.jobs import register_job_handlers
+
+        register_job_handlers(services)
+        app.state.services = services
+        set_default_client(services.llm)
+        await asyncio.to_thread(warm_up)
+        await services.runner.resume_unfinished()
+        retention = asyncio.create_task(_retention_loop(services))
+        try:
+            yield
+        finally:
+            retention.cancel()
+            set_default_client(None)
+            await services.aclose()
+
+    app = FastAPI(
+        title="Crystallise AI Backend",
+        version="0.1.0",
+        description="AI screening, indexing and criteria help for systematic reviews.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestContextMiddleware)
+
+    # Every route answers at /v1/... and at the unprefixed path.
+    app.include_router(health.router)
+    auth = [Depends(require_api_key)]
+    for router in _protected_routers():
+        app.include_router(router, prefix="/v1", dependencies=auth)
+        app.include_router(router, dependencies=auth, include_in_schema=False)
+    return app

@@ -1,0 +1,73 @@
+"""Request dependencies: the services container, auth, and the per-request OpenAI key."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from crystallise.services import Services
+
+MISSING_KEY = "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>."
+INVALID_KEY = "Invalid API key."
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+def _matches(presented: str, allowed: list[str]) -> bool:
+    # Compare against every key (no early exit) in constant time per key.
+    found = False
+    for key in allowed:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+def require_api_key(request: Request, services: ServicesDep) -> None:
+    """401 unless a configured service key is presented; dev mode when none configured."""
+    allowed = services.settings.service_api_keys + services.settings.admin_keys
+    if not services.settings.service_api_keys:
+        return
+    presented = _presented_key(request)
+    if not presented:
+        raise HTTPException(status_code=401, detail=MISSING_KEY)
+    if not _matches(presented, allowed):
+        raise HTTPException(status_code=401, detail=INVALID_KEY)
+
+
+def require_admin_key(request: Request, services: ServicesDep) -> None:
+    """When admin keys are configured, config writes need one of them (403 otherwise)."""
+    admins = services.settings.admin_keys
+    if not admins:
+        return
+    presented = _presented_key(request)
+    if not presented:
+        raise HTTPException(status_code=401, detail=MISSING_KEY)
+    if not _matches(presented, admins):
+        raise HTTPException(status_code=403, detail="Admin API key required for this operation.")
+
+
+def openai_request_key(
+    x_openai_api_key: Annotated[str | None, Header(alias="X-OpenAI-API-Key")] = None,
+) -> str | None:
+    """The caller's own OpenAI key, if sent: used for this request only, never stored."""
+    return x_openai_api_key.strip() if x_openai_api_key and x_openai_api_key.strip() else None
+
+
+OpenAIKeyDep = Annotated[str | None, Depends(openai_request_key)]

@@ -1,0 +1,64 @@
+"""Exception handlers: the reference's error contract (400 validation, taxonomy, safe 500)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from crystallise.api.middleware import request_id_var
+from crystallise.common.logging import get_logger
+from crystallise.llm.errors import LLMError
+
+log = get_logger(__name__)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "Invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    """``"Field required: research_question"`` — problem and field, for every error."""
+    return "; ".join(f"{_message(e)}: {_location(tuple(e.get('loc', ())))}" for e in errors[:20])
+
+
+async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": _message(e)}
+        for e in exc.errors()
+    ]
+    return JSONResponse(
+        status_code=400, content={"detail": validation_detail(errors), "errors": errors}
+    )
+
+
+async def _on_llm_error(request: Request, exc: LLMError) -> JSONResponse:
+    log.warning("llm_error", category=exc.category.value, message=exc.message)
+    return JSONResponse(status_code=exc.http_status, content={"detail": exc.to_detail()})
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    rid = request_id_var.get()
+    log.error("unhandled_exception", error_type=type(exc).__name__, exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={"detail": "Internal server error", "request_id": rid},
+        headers={"x-request-id": rid},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(LLMError, _on_llm_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected)

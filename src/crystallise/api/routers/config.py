@@ -1,0 +1,81 @@
+"""Configuration API: service configs (persisted overrides) and the prompt registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crystallise.api.deps import ServicesDep, require_admin_key
+from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.registry import ServiceConfig
+from crystallise.prompts.registry import list_prompts
+
+router = APIRouter(prefix="/config", tags=["config"])
+
+
+class ServiceConfigUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, min_length=1)
+    system_prompt: str | None = None
+    prompt_template_id: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    extra: dict[str, Any] | None = None
+
+    @field_validator("prompt_template_id")
+    @classmethod
+    def _known_prompt(cls, value: str | None) -> str | None:
+        if value is not None and value not in {p.name for p in list_prompts()}:
+            raise ValueError(f"unknown prompt_template_id '{value}'")
+        return value
+
+
+class PromptInfo(BaseModel):
+    name: str
+    service: str
+    description: str
+    has_variables: bool
+    system_or_user: str
+    version: str
+
+
+@router.get("/services", response_model=list[ServiceConfig])
+def list_services(services: ServicesDep) -> list[ServiceConfig]:
+    return services.configs.all()
+
+
+@router.get("/services/{service_id}", response_model=ServiceConfig)
+def get_service(service_id: str, services: ServicesDep) -> ServiceConfig:
+    return services.configs.get(service_id)
+
+
+@router.put(
+    "/services/{service_id}",
+    response_model=ServiceConfig,
+    dependencies=[Depends(require_admin_key)],
+)
+def update_service(
+    service_id: str, body: ServiceConfigUpdate, services: ServicesDep
+) -> ServiceConfig:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("model"):
+        # raises a validation LLMError (400) naming the known models
+        get_capabilities(changes["model"], allow_unknown=services.settings.allow_unknown_models)
+    return services.configs.update(service_id, changes)
+
+
+@router.get("/prompts", response_model=list[PromptInfo])
+def prompts() -> list[PromptInfo]:
+    return [
+        PromptInfo(
+            name=p.name,
+            service=p.service,
+            description=p.description,
+            has_variables=p.has_variables,
+            system_or_user=p.system_or_user,
+            version=p.version,
+        )
+        for p in list_prompts()
+    ]

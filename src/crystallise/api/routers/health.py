@@ -1,0 +1,38 @@
+"""Public liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from crystallise.api.deps import ServicesDep
+from crystallise.config.model_capabilities import shutdown_warnings
+from crystallise.db.engine import ping
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """Liveness: the process is running."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready")
+def ready(services: ServicesDep) -> JSONResponse:
+    """Readiness: database reachable, an OpenAI key configured, default models not shut down."""
+    database = ping(services.engine)
+    key = "configured" if services.settings.server_openai_key else "missing"
+    models = {c.service_id: c.model for c in services.configs.all()}
+    models["clustering_model"] = services.settings.clustering_model
+    warnings, past_shutdown = shutdown_warnings(models)
+    healthy = database == "ok" and key == "configured" and not past_shutdown
+    body: dict[str, Any] = {
+        "status": "ready" if healthy else "degraded",
+        "checks": {"database": database, "openai_key": key},
+    }
+    if warnings:
+        body["warnings"] = warnings
+    return JSONResponse(body, status_code=200 if healthy else 503)

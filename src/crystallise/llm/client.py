@@ -1,0 +1,445 @@
+"""The one door to the model: pooled clients, pre-flight, pacing, retries, parsing, usage.
+
+One long-lived ``AsyncOpenAI`` per (base URL, API key) shares a connection pool; the key is
+passed down explicitly (never through ``os.environ``). Built and closed with the app lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+from pydantic import BaseModel, ValidationError
+
+from crystallise.config.model_capabilities import validate_request
+from crystallise.config.settings import Settings
+from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.llm.ratelimit import ProviderLimiter
+from crystallise.llm.retry import async_retry_with_backoff, retry_after_seconds
+from crystallise.llm.tokens import count_message_tokens, estimate_text_tokens
+
+# A model answer that fails its schema is asked for once more, then reported.
+SCHEMA_RETRIES = 1
+
+
+@dataclass
+class ChoiceResult:
+    content: str | None
+    parsed: Any = None
+    refusal: str | None = None
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@dataclass
+class ChatResult:
+    """One completed call: its choices, usage as the provider reported it, and model version."""
+
+    choices: list[ChoiceResult]
+    usage: dict[str, Any] | None
+    model_version: str
+    request_id: str | None = None
+
+    @property
+    def parsed(self) -> Any:
+        return self.choices[0].parsed
+
+    @property
+    def content(self) -> str | None:
+        return self.choices[0].content
+
+    @property
+    def tool_arguments(self) -> dict[str, Any] | None:
+        calls = self.choices[0].tool_calls
+        return calls[0][1] if calls else None
+
+
+class _SchemaMismatch(Exception):
+    pass
+
+
+@lru_cache(maxsize=256)
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The SDK's strict JSON schema for a Pydantic model (all keys required, no extras).
+
+    Cached per class: building it costs ~1 ms and every paper of a job uses the same one.
+    Callers must not mutate the returned dict.
+    """
+    tool = openai.pydantic_function_tool(model)
+    return dict(tool["function"]["parameters"])
+
+
+@lru_cache(maxsize=256)
+def _schema_tokens(model: type[BaseModel]) -> int:
+    return estimate_text_tokens(json.dumps(strict_schema(model)))
+
+
+def response_format_for(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": model.__name__,
+            "schema": strict_schema(model),
+            "strict": True,
+        },
+    }
+
+
+def _key_fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class LLMClient:
+    """Process-wide gateway to OpenAI-compatible endpoints. Use one per event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry_delays: Sequence[float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retry_delays = tuple(
+            retry_delays if retry_delays is not None else settings.retry_delays
+        )
+        self._roots: dict[str, AsyncOpenAI] = {}
+        self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
+        self._limiters: dict[tuple[str, str, str], ProviderLimiter] = {}
+
+    # ---- keys and clients ----------------------------------------------------
+    def resolve_key(self, explicit: str | None = None, request_key: str | None = None) -> str:
+        """§4.1: explicit → per-request header → OPENAI_API_KEY → CRYSTALLISE_OPENAI_API_KEY."""
+        key = explicit or request_key or self.settings.server_openai_key
+        if not key:
+            raise LLMError(
+                "No OpenAI API key: send X-OpenAI-API-Key or set CRYSTALLISE_OPENAI_API_KEY.",
+                ErrorCategory.AUTH,
+            )
+        return key
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.openai_base_url or "https://api.openai.com/v1"
+
+    def openai_client(self, api_key: str) -> AsyncOpenAI:
+        """The pooled client for this key; all keys of one endpoint share one pool."""
+        base = self.base_url
+        cache_key = (base, _key_fingerprint(api_key))
+        client = self._clients.get(cache_key)
+        if client is None:
+            root = self._roots.get(base)
+            if root is None:
+                root = AsyncOpenAI(
+                    api_key=api_key,
+                    base_url=base,
+                    max_retries=0,  # we retry ourselves; never multiply attempts
+                    timeout=self.settings.request_timeout_s,
+                )
+                self._roots[base] = root
+                client = root
+            else:
+                client = root.with_options(api_key=api_key)
+            self._clients[cache_key] = client
+        return client
+
+    def limiter(self, api_key: str, model: str) -> ProviderLimiter:
+        key = (self.base_url, _key_fingerprint(api_key), model)
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = ProviderLimiter(
+                self.settings.max_concurrent_requests,
+                adaptive=self.settings.adaptive_concurrency,
+                max_concurrency=self.settings.max_adaptive_concurrency,
+            )
+            self._limiters[key] = limiter
+        return limiter
+
+    def limiters(self) -> dict[tuple[str, str, str], ProviderLimiter]:
+        return dict(self._limiters)
+
+    async def aclose(self) -> None:
+        for root in self._roots.values():
+            await root.close()
+        self._roots.clear()
+        self._clients.clear()
+
+    # ---- chat completions ----------------------------------------------------
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str,
+        output_schema: type[BaseModel] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+        n: int = 1,
+        reasoning_effort: str | None = None,
+        prompt_cache_key: str | None = None,
+        api_key: str | None = None,
+        request_key: str | None = None,
+    ) -> ChatResult:
+        """One chat completion with pre-flight, pacing, retries and schema validation."""
+        key = self.resolve_key(api_key, request_key)
+        allow_unknown = self.settings.allow_unknown_models
+        est_input = count_message_tokens(messages)
+        schema_doc = strict_schema(output_schema) if output_schema else json_schema
+        if output_schema is not None:
+            est_input += _schema_tokens(output_schema)
+        elif json_schema is not None:
+            est_input += estimate_text_tokens(json.dumps(json_schema))
+        if tools:
+            est_input += estimate_text_tokens(json.dumps(tools))
+        caps = validate_request(
+            model,
+            input_tokens=est_input,
+            max_output_tokens=max_output_tokens,
+            temperature=temperature,
+            structured_output=schema_doc is not None,
+            tools=bool(tools),
+            n=n,
+            reasoning_effort=reasoning_effort,
+            allow_unknown=allow_unknown,
+        )
+        kwargs: dict[str, Any] = {"model": model, "messages": messages}
+        if output_schema is not None:
+            kwargs["response_format"] = response_format_for(output_schema)
+        elif json_schema is not None:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "response",
+                    "schema": json_schema,
+                    "strict": True,
+                },
+            }
+        if tools:
+            kwargs["tools"] = tools
+            if tool_choice is not None:
+                kwargs["tool_choice"] = tool_choice
+        if n > 1:
+            kwargs["n"] = n
+        if temperature is not None and caps.supports_temperature:
+            kwargs["temperature"] = temperature
+        if max_output_tokens is not None:
+            known = model in get_model_names()
+            kwargs["max_completion_tokens" if known else "max_tokens"] = max_output_tokens
+        if reasoning_effort is not None:
+            kwargs["reasoning_effort"] = reasoning_effort
+        if prompt_cache_key:
+            kwargs["prompt_cache_key"] = prompt_cache_key
+
+        client = self.openai_client(key)
+        limiter = self.limiter(key, model)
+        est_tokens = est_input + (max_output_tokens or 512) * n
+
+        async def attempt() -> ChatResult:
+            async with limiter.slot(est_tokens):
+                try:
+                    raw = await client.chat.completions.with_raw_response.create(**kwargs)
+                except openai.APIStatusError as exc:
+                    limiter.observe(exc.response.headers, exc.status_code)
+                    if exc.status_code == 429:
+                        limiter.on_rate_limited(retry_after_seconds(exc))
+                    raise
+                limiter.observe(raw.headers, raw.status_code)
+            completion = raw.parse()
+            return _to_result(completion, output_schema, json_schema is not None, raw.headers)
+
+        # A schema mismatch is asked once more; transport faults get the backoff policy.
+        for tries in range(SCHEMA_RETRIES + 1):
+            try:
+                return await async_retry_with_backoff(
+                    attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
+                )
+            except _SchemaMismatch as exc:
+                if tries >= SCHEMA_RETRIES:
+                    raise LLMError(
+                        f"Model answer did not match the response schema: {exc}",
+                        ErrorCategory.TRANSIENT,
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    async def batch_chat(self, requests: Sequence[dict[str, Any]]) -> list[ChatResult | LLMError]:
+        """Run many ``chat`` calls concurrently (the limiter caps them); errors are returned."""
+
+        async def one(req: dict[str, Any]) -> ChatResult | LLMError:
+            try:
+                return await self.chat(**req)
+            except LLMError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    # ---- Responses API -------------------------------------------------------
+    async def responses(
+        self,
+        input_text: str | list[dict[str, Any]],
+        *,
+        model: str,
+        instructions: str | None = None,
+        output_schema: type[BaseModel] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        max_output_tokens: int | None = None,
+        api_key: str | None = None,
+        request_key: str | None = None,
+    ) -> ChatResult:
+        """A Responses API call (used with file_search over vector stores)."""
+        key = self.resolve_key(api_key, request_key)
+        text = input_text if isinstance(input_text, str) else json.dumps(input_text)
+        validate_request(
+            model,
+            input_tokens=estimate_text_tokens(text + (instructions or "")),
+            max_output_tokens=max_output_tokens,
+            structured_output=output_schema is not None,
+            tools=bool(tools),
+            allow_unknown=self.settings.allow_unknown_models,
+        )
+        kwargs: dict[str, Any] = {"model": model, "input": input_text}
+        if instructions:
+            kwargs["instructions"] = instructions
+        if output_schema is not None:
+            kwargs["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": output_schema.__name__,
+                    "schema": strict_schema(output_schema),
+                    "strict": True,
+                }
+            }
+        if tools:
+            kwargs["tools"] = tools
+        if max_output_tokens:
+            kwargs["max_output_tokens"] = max_output_tokens
+        client = self.openai_client(key)
+        limiter = self.limiter(key, model)
+
+        async def attempt() -> ChatResult:
+            async with limiter.slot():
+                try:
+                    raw = await client.responses.with_raw_response.create(**kwargs)
+                except openai.APIStatusError as exc:
+                    limiter.observe(exc.response.headers, exc.status_code)
+                    raise
+                limiter.observe(raw.headers, raw.status_code)
+            response = raw.parse()
+            content = response.output_text
+            parsed: Any = None
+            if output_schema is not None:
+                try:
+                    parsed = output_schema.model_validate_json(content)
+                except ValidationError as exc:
+                    raise LLMError(
+                        f"Model answer did not match the response schema: {exc.error_count()} errors",
+                        ErrorCategory.TRANSIENT,
+                    ) from exc
+            usage = response.usage.model_dump() if response.usage else None
+            return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
+
+        return await async_retry_with_backoff(attempt, delays=self.retry_delays)
+
+
+def get_model_names() -> set[str]:
+    from crystallise.config.model_capabilities import MODEL_CAPABILITIES
+
+    return set(MODEL_CAPABILITIES)
+
+
+def _to_result(
+    completion: Any,
+    output_schema: type[BaseModel] | None,
+    raw_json: bool,
+    headers: Any,
+) -> ChatResult:
+    choices: list[ChoiceResult] = []
+    failures: list[str] = []
+    for choice in completion.choices:
+        message = choice.message
+        refusal = getattr(message, "refusal", None)
+        calls: list[tuple[str, dict[str, Any]]] = []
+        for call in message.tool_calls or []:
+            try:
+                args = json.loads(call.function.arguments or "{}")
+            except json.JSONDecodeError as exc:
+                failures.append(f"tool arguments are not JSON ({exc.msg})")
+                continue
+            calls.append((call.function.name, args if isinstance(args, dict) else {}))
+        parsed: Any = None
+        if refusal:
+            pass
+        elif choice.finish_reason == "length":
+            raise LLMError(
+                "Model answer was cut off (finish_reason=length); raise max_output_tokens.",
+                ErrorCategory.VALIDATION,
+            )
+        elif output_schema is not None or raw_json:
+            try:
+                text = message.content or ""
+                parsed = (
+                    output_schema.model_validate_json(text) if output_schema else json.loads(text)
+                )
+            except (ValidationError, json.JSONDecodeError) as exc:
+                failures.append(str(exc).splitlines()[0])
+                continue
+        choices.append(ChoiceResult(message.content, parsed, refusal, calls, choice.finish_reason))
+    if not choices and failures:
+        raise _SchemaMismatch(failures[0])
+    if choices and all(c.refusal for c in choices):
+        raise LLMError(f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION)
+    usage = completion.usage.model_dump() if completion.usage else None
+    request_id = headers.get("x-request-id") if headers is not None else None
+    return ChatResult(choices, usage, completion.model, request_id)
+
+
+# ---- module-level entry points (§4.1) -------------------------------------------
+_default_client: LLMClient | None = None
+
+
+def set_default_client(client: LLMClient | None) -> None:
+    """Installed by the app lifespan so pipelines can call the functions below."""
+    global _default_client
+    _default_client = client
+
+
+def get_default_client() -> LLMClient:
+    if _default_client is None:
+        raise RuntimeError("No LLMClient: the application lifespan has not started.")
+    return _default_client
+
+
+async def async_chat_completion(
+    messages: list[dict[str, Any]],
+    *,
+    model: str,
+    client: LLMClient | None = None,
+    **kwargs: Any,
+) -> ChatResult:
+    """One chat completion through the shared client (see :meth:`LLMClient.chat`)."""
+    return await (client or get_default_client()).chat(messages, model=model, **kwargs)
+
+
+async def async_batch_chat_completions(
+    requests: Sequence[dict[str, Any]], *, client: LLMClient | None = None
+) -> list[ChatResult | LLMError]:
+    """Many chat completions concurrently; each entry is a result or its ``LLMError``."""
+    return await (client or get_default_client()).batch_chat(requests)
+
+
+async def responses_api_call(
+    input_text: str | list[dict[str, Any]],
+    *,
+    model: str,
+    client: LLMClient | None = None,
+    **kwargs: Any,
+) -> ChatResult:
+    """One Responses API call through the shared client."""
+    return await (client or get_default_client()).responses(input_text, model=model, **kwargs)

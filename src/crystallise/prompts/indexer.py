@@ -1,0 +1,1 @@
+"""Prompts (filled in by the capability)."""

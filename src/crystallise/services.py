@@ -1,0 +1,48 @@
+"""The process's long-lived collaborators, built once at start-up and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from crystallise.batch.runner import JobRunner
+from crystallise.config.registry import ConfigRegistry
+from crystallise.config.settings import Settings
+from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
+from crystallise.db.jobs import JobStore
+from crystallise.db.service_configs import ServiceConfigStore
+from crystallise.llm.client import LLMClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    jobs: JobStore
+    configs: ConfigRegistry
+    llm: LLMClient
+    runner: JobRunner
+
+    @classmethod
+    def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
+        """Apply migrations, open the database, and wire the stores, LLM client and runner."""
+        url = settings.sqlalchemy_url
+        if migrate:
+            upgrade_database(url)
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        jobs = JobStore(sessions)
+        return cls(
+            settings=settings,
+            engine=engine,
+            jobs=jobs,
+            configs=ConfigRegistry(ServiceConfigStore(sessions), settings.default_model),
+            llm=LLMClient(settings),
+            runner=JobRunner(jobs),
+        )
+
+    async def aclose(self) -> None:
+        await self.runner.shutdown()
+        await self.llm.aclose()
+        self.engine.dispose()

