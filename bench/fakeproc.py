@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.fake_openai import free_port
@@ -21,8 +21,10 @@ class FakeProcess:
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         req = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"}, method="POST",
+            f"http://127.0.0.1:{self.port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
@@ -33,7 +35,9 @@ class FakeProcess:
             self._post("/_fake/config", config)
 
     def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_fake/stats", timeout=10) as resp:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.port}/_fake/stats", timeout=10
+        ) as resp:
             return dict(json.loads(resp.read()))
 
 

@@ -28,20 +28,28 @@ class Score(BaseModel):
     score: Literal[1, 2, 3, 4, 5]
 
 
-async def run_mode(fake: FakeProcess, *, adaptive: bool, calls: int, latency: float, rpm: int) -> dict[str, float]:
+async def run_mode(
+    fake: FakeProcess, *, adaptive: bool, calls: int, latency: float, rpm: int
+) -> dict[str, float]:
     fake.reset(latency_s=latency, rpm=rpm)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        openai_base_url=fake.url, openai_api_key="sk-bench-000000000000",
-        adaptive_concurrency=adaptive, data_dir=tempfile.gettempdir(),
+        openai_base_url=fake.url,
+        openai_api_key="sk-bench-000000000000",
+        adaptive_concurrency=adaptive,
+        data_dir=tempfile.gettempdir(),
     )
     client = LLMClient(settings)
     system = {"role": "system", "content": "Rate the paper against the criteria from 1 to 5."}
 
     async def one(i: int) -> bool:
         try:
-            await client.chat([system, {"role": "user", "content": f"Paper {i}: a randomised trial."}],
-                              model="gpt-4.1-mini", output_schema=Score, max_output_tokens=200)
+            await client.chat(
+                [system, {"role": "user", "content": f"Paper {i}: a randomised trial."}],
+                model="gpt-4.1-mini",
+                output_schema=Score,
+                max_output_tokens=200,
+            )
             return True
         except LLMError:
             return False
@@ -55,10 +63,16 @@ async def run_mode(fake: FakeProcess, *, adaptive: bool, calls: int, latency: fl
     achieved = calls / wall * 60
     attempts = sum(int(v) for v in stats["statuses"].values())
     return {
-        "calls": calls, "ok": ok, "wall_s": wall, "achieved_rpm": achieved, "share_of_limit": achieved / rpm,
-        "http_429": int(stats["statuses"].get("429", 0)), "attempts": attempts,
+        "calls": calls,
+        "ok": ok,
+        "wall_s": wall,
+        "achieved_rpm": achieved,
+        "share_of_limit": achieved / rpm,
+        "http_429": int(stats["statuses"].get("429", 0)),
+        "attempts": attempts,
         "pct_429": 100 * int(stats["statuses"].get("429", 0)) / max(attempts, 1),
-        "client_cpu_ms_per_call": 1000 * cpu / calls, "peak_concurrency": stats["peak_concurrency"],
+        "client_cpu_ms_per_call": 1000 * cpu / calls,
+        "peak_concurrency": stats["peak_concurrency"],
     }
 
 
@@ -72,15 +86,37 @@ def main() -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     with fake_server() as fake:
         rows = [
-            ("adaptive", asyncio.run(run_mode(fake, adaptive=True, calls=args.calls, latency=args.latency, rpm=args.rpm))),
-            ("fixed-10", asyncio.run(run_mode(fake, adaptive=False, calls=args.fixed_calls, latency=args.latency, rpm=args.rpm))),
+            (
+                "adaptive",
+                asyncio.run(
+                    run_mode(
+                        fake, adaptive=True, calls=args.calls, latency=args.latency, rpm=args.rpm
+                    )
+                ),
+            ),
+            (
+                "fixed-10",
+                asyncio.run(
+                    run_mode(
+                        fake,
+                        adaptive=False,
+                        calls=args.fixed_calls,
+                        latency=args.latency,
+                        rpm=args.rpm,
+                    )
+                ),
+            ),
         ]
     print(f"latency={args.latency}s limit={args.rpm} RPM")
-    print("| mode | calls | wall s | achieved RPM | share of limit | 429s (% of attempts) | client CPU ms/call | peak concurrency |")
+    print(
+        "| mode | calls | wall s | achieved RPM | share of limit | 429s (% of attempts) | client CPU ms/call | peak concurrency |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
-        print(f"| {name} | {r['calls']:.0f} | {r['wall_s']:.1f} | {r['achieved_rpm']:.0f} | {r['share_of_limit']:.1%} | "
-              f"{r['http_429']:.0f} ({r['pct_429']:.2f}%) | {r['client_cpu_ms_per_call']:.2f} | {r['peak_concurrency']:.0f} |")
+        print(
+            f"| {name} | {r['calls']:.0f} | {r['wall_s']:.1f} | {r['achieved_rpm']:.0f} | {r['share_of_limit']:.1%} | "
+            f"{r['http_429']:.0f} ({r['pct_429']:.2f}%) | {r['client_cpu_ms_per_call']:.2f} | {r['peak_concurrency']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ SERVER_KEY = "sk-server-test-0123456789abcdef"
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the machine's keys or CRYSTALLISE_* settings."""
     for name in list(os.environ):
-        if name.startswith("CRYSTALLISE_") and not name.startswith(("CRYSTALLISE_TEST_", "CRYSTALLISE_REQUIRE_")):
+        if name.startswith("CRYSTALLISE_") and not name.startswith(
+            ("CRYSTALLISE_TEST_", "CRYSTALLISE_REQUIRE_")
+        ):
             monkeypatch.delenv(name)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 

@@ -389,8 +389,10 @@ class FakeOpenAI:
         n = int(body.get("n") or 1)
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         auth = request.headers.get("authorization", "")
-        self._record("chat", auth[7:] if auth.lower().startswith("bearer ") else "", body, prompt_tokens)
-        key, err, headers = await self._gate(request, model, prompt_tokens + int(max_out or 0))
+        self._record(
+            "chat", auth[7:] if auth.lower().startswith("bearer ") else "", body, prompt_tokens
+        )
+        _, err, headers = await self._gate(request, model, prompt_tokens + int(max_out or 0))
         if err is not None:
             state.statuses[err.status_code] += 1
             return err
