@@ -326,7 +326,9 @@ class FakeOpenAI:
                 )
         if cfg.fail_statuses:
             injected = cfg.fail_statuses.pop(0)
-            if injected == "timeout":
+            if injected is None:  # a pass-through slot: lets tests fail "after N calls"
+                pass
+            elif injected == "timeout":
                 await asyncio.sleep(cfg.timeout_sleep_s)
             elif int(injected) == 429:
                 extra = (
@@ -360,12 +362,20 @@ class FakeOpenAI:
             return self.state.config.context_limit
         return DEFAULT_CONTEXT.get(model.split("-20")[0], 272_000)
 
-    def _record(self, kind: str, key: str, body: dict[str, Any], prompt_tokens: int) -> None:
+    def _record(
+        self, kind: str, key: str, body: dict[str, Any], prompt_tokens: int
+    ) -> dict[str, Any]:
         self.state.calls[kind] += 1
-        self.state.requests.append(
-            {"kind": kind, "key": key, "body": body, "prompt_tokens": prompt_tokens}
-        )
+        record = {
+            "kind": kind,
+            "key": key,
+            "body": body,
+            "prompt_tokens": prompt_tokens,
+            "usage": None,
+        }
+        self.state.requests.append(record)
         self.state.max_prompt_tokens = max(self.state.max_prompt_tokens, prompt_tokens)
+        return record
 
     def _take_script(self, text: str) -> Script | None:
         for script in self.state.scripts:
@@ -389,7 +399,7 @@ class FakeOpenAI:
         n = int(body.get("n") or 1)
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         auth = request.headers.get("authorization", "")
-        self._record(
+        record = self._record(
             "chat", auth[7:] if auth.lower().startswith("bearer ") else "", body, prompt_tokens
         )
         _, err, headers = await self._gate(request, model, prompt_tokens + int(max_out or 0))
@@ -481,6 +491,12 @@ class FakeOpenAI:
         state.completion_tokens += completion_tokens
         state.cached_tokens += cached
         state.statuses[200] += 1
+        record["usage"] = {
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached,
+        }
         payload = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",

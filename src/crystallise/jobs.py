@@ -7,4 +7,6 @@ from crystallise.services import Services
 
 def register_job_handlers(services: Services) -> None:
     """Register the screening and indexer job functions with the runner."""
-    _ = services
+    from crystallise.screening.jobs import make_screening_job
+
+    services.runner.register("screening", make_screening_job(services))

@@ -1,0 +1,208 @@
+"""AI Screening endpoints: create/poll/list/active/cancel/results and the cost estimate."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from crystallise.api.deps import OpenAIKeyDep, ServicesDep
+from crystallise.api.jobs_common import bad_request, get_job_or_404, iso, key_source
+from crystallise.config.model_capabilities import get_capabilities
+from crystallise.db.jobs import JobRow
+from crystallise.llm.tokens import estimate_text_tokens
+from crystallise.prompts import screening as screening_prompts
+from crystallise.screening import schemas as s
+from crystallise.screening.criteria import normalise_criteria
+from crystallise.screening.estimate import DISCLAIMER, estimate_screening, format_usd
+from crystallise.services import Services
+
+router = APIRouter(prefix="/screening", tags=["screening"])
+_TERMINAL_WITH_RESULTS = ("completed", "cancelled")
+
+
+def _model(services: Services, requested: str | None) -> str:
+    model = requested or services.configs.get("screening").model
+    get_capabilities(model, allow_unknown=services.settings.allow_unknown_models)  # 400 if unknown
+    return model
+
+
+def _summary(row: JobRow) -> s.ScreeningJobSummary:
+    return s.ScreeningJobSummary(
+        job_id=row.id,
+        status=row.status,
+        progress=row.progress,
+        stage=row.stage,
+        papers_count=row.item_count,
+        model=row.model,
+        project_id=row.project_id,
+        duration_ms=row.duration_ms,
+        estimated_cost_usd=row.estimated_cost_usd,
+        created_at=iso(row.created_at) or "",
+        completed_at=iso(row.completed_at),
+    )
+
+
+def _results(services: Services, job_id: str) -> list[dict[str, Any]]:
+    return [i.result for i in services.jobs.iter_items(job_id) if i.result is not None]
+
+
+@router.post("/jobs", response_model=s.JobCreated)
+async def create_job(
+    body: s.ScreeningRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.JobCreated:
+    settings = services.settings
+    if len(body.papers) > settings.max_papers_per_job:
+        raise bad_request(
+            f"papers: {len(body.papers)} papers exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
+            f"{settings.max_papers_per_job}; split the job."
+        )
+    model = _model(services, body.model)
+    clustering_model = services.configs.get("screening.clustering").model
+    criteria = normalise_criteria(body.criteria)
+    paper_tokens = sum(estimate_text_tokens(p.title + " " + p.abstract) for p in body.papers)
+    estimate = estimate_screening(
+        model=model,
+        clustering_model=clustering_model,
+        papers_count=len(body.papers),
+        repetitions=body.repetitions,
+        criteria_count=len(criteria),
+        paper_tokens_total=paper_tokens,
+        allow_unknown=settings.allow_unknown_models,
+    )
+    cost = float(estimate["estimated_cost_usd"])
+    if body.max_estimated_cost_usd is not None and cost > body.max_estimated_cost_usd:
+        raise bad_request(
+            f"Estimated cost {format_usd(cost)} exceeds max_estimated_cost_usd="
+            f"{format_usd(body.max_estimated_cost_usd)}"
+        )
+    source = key_source(services, body.mock, key)
+    job_id = str(uuid.uuid4())
+    config = {
+        "criteria": [asdict(c) for c in criteria],
+        "questions": body.questions,
+        "model": model,
+        "clustering_model": clustering_model,
+        "repetitions": body.repetitions,
+        "threshold": body.threshold,
+        "clusters_type": body.clusters_type,
+        "prompt_versions": {
+            p.name: p.version
+            for p in (
+                screening_prompts.LABELLING,
+                screening_prompts.REASONING,
+                screening_prompts.THEME_GENERATION,
+                screening_prompts.ASSIGNMENT,
+            )
+        },
+    }
+    items = [(p.id, p.model_dump()) for p in body.papers]
+    await asyncio.to_thread(
+        services.jobs.create_job,
+        "screening",
+        job_id=job_id,
+        items=items,
+        project_id=body.project_id,
+        model=model,
+        mock=body.mock,
+        config=config,
+        estimated_cost_usd=cost,
+        key_source=source,
+    )
+    services.runner.submit("screening", job_id, key if source == "request" else None)
+    return s.JobCreated(job_id=job_id, status="pending", progress=0.0, stage="")
+
+
+@router.get(
+    "/jobs/{job_id}", response_model=s.ScreeningJobResponse, response_model_exclude_none=True
+)
+async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
+    row = get_job_or_404(services, "screening", job_id)
+    results = None
+    if row.status in _TERMINAL_WITH_RESULTS:
+        results = await asyncio.to_thread(_results, services, job_id)
+    usage = {k: v for k, v in (row.usage or {}).items() if k != "tally"} or None
+    return s.ScreeningJobResponse(
+        job_id=row.id,
+        status=row.status,
+        progress=row.progress,
+        stage=row.stage,
+        results=results,
+        clusters=row.clusters if row.status in _TERMINAL_WITH_RESULTS else None,  # type: ignore[union-attr]
+        error=row.error,
+        error_category=row.error_category,
+        error_retryable=row.error_retryable,
+        duration_ms=row.duration_ms,
+        estimated_cost_usd=row.estimated_cost_usd,
+        stage_timings=row.stage_timings,  # type: ignore[union-attr]
+        model=row.model,
+        model_version=row.model_version,
+        papers_count=row.item_count,
+        project_id=row.project_id,
+        usage=usage,
+        created_at=iso(row.created_at),
+        completed_at=iso(row.completed_at),
+    )
+
+
+@router.get("/jobs", response_model=list[s.ScreeningJobSummary])
+def list_jobs(
+    services: ServicesDep, limit: int = Query(50, ge=1, le=1000)
+) -> list[s.ScreeningJobSummary]:
+    return [_summary(r) for r in services.jobs.list_jobs("screening", limit)]
+
+
+@router.get("/active-job", response_model=s.ScreeningJobSummary | None)
+def active_job(services: ServicesDep, project_id: int = Query(...)) -> s.ScreeningJobSummary | None:
+    row = services.jobs.active_job("screening", project_id)
+    return _summary(row) if row else None
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=s.ScreeningJobSummary)
+def cancel_job(job_id: str, services: ServicesDep) -> s.ScreeningJobSummary:
+    get_job_or_404(services, "screening", job_id)
+    services.runner.cancel("screening", job_id)
+    return _summary(get_job_or_404(services, "screening", job_id))
+
+
+@router.get("/jobs/{job_id}/results", response_model=s.ResultsPage)
+def results_page(
+    job_id: str,
+    services: ServicesDep,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(500, ge=1, le=5000),
+) -> s.ResultsPage:
+    row = get_job_or_404(services, "screening", job_id)
+    page = services.jobs.result_page(job_id, offset, limit)
+    return s.ResultsPage(
+        job_id=job_id,
+        offset=offset,
+        limit=limit,
+        total=row.item_count,
+        results=[{"id": i.item_id, "status": i.status, **(i.result or {})} for i in page],
+    )
+
+
+@router.post("/estimate", response_model=s.EstimateResponse)
+def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateResponse:
+    model = _model(services, body.model)
+    figures = estimate_screening(
+        model=model,
+        clustering_model=services.configs.get("screening.clustering").model,
+        papers_count=body.papers_count,
+        repetitions=body.repetitions,
+        criteria_count=body.criteria_count,
+        allow_unknown=services.settings.allow_unknown_models,
+    )
+    return s.EstimateResponse(
+        estimated_input_tokens=int(figures["estimated_input_tokens"]),
+        estimated_output_tokens=int(figures["estimated_output_tokens"]),
+        estimated_cost_usd=float(figures["estimated_cost_usd"]),
+        model=model,
+        papers_count=body.papers_count,
+        repetitions=body.repetitions,
+        disclaimer=DISCLAIMER,
+    )

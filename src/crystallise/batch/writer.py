@@ -1,0 +1,55 @@
+"""Batched checkpointing of item results: one transaction per flush, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from crystallise.db.jobs import JobStore
+
+FLUSH_INTERVAL_S = 0.1
+FLUSH_MAX_ROWS = 200
+
+
+class ItemWriter:
+    """Queues ``(seq, status, result)`` rows and writes them every 100 ms (or 200 rows).
+
+    A row is durable once flushed; a crash loses at most the last interval's rows, which the
+    resumed job then redoes. ``flush()`` before reading results back or finishing the job.
+    """
+
+    def __init__(self, store: JobStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._rows: dict[int, tuple[int, str, dict[str, Any] | None]] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, seq: int, status: str, result: dict[str, Any] | None) -> None:
+        self._rows[seq] = (seq, status, result)  # a later phase of an item replaces an earlier
+        if len(self._rows) >= FLUSH_MAX_ROWS:
+            self._schedule(0.0)
+        else:
+            self._schedule(FLUSH_INTERVAL_S)
+
+    def _schedule(self, delay: float) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush_after(delay))
+
+    async def _flush_after(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._rows:
+                return
+            rows = list(self._rows.values())
+            self._rows.clear()
+            await asyncio.to_thread(self._store.save_items, self._job_id, rows)
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            await self._task
+        await self.flush()

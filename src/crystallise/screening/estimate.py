@@ -1,0 +1,82 @@
+"""Pre-flight token and cost estimate of a screening job, from the pipeline's own design."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from crystallise.config.model_capabilities import ModelCapabilities, get_capabilities
+from crystallise.llm.cost import estimate_cost
+from crystallise.llm.tokens import count_tokens
+from crystallise.prompts import screening as prompts
+
+AVG_PAPER_TOKENS = 350  # title + abstract of a typical biomedical record
+TOKENS_PER_CRITERION = 30
+LABEL_OUTPUT_TOKENS = 8
+REASONING_MODEL_ALLOWANCE = 96  # hidden reasoning tokens at minimal effort, per answer
+REASON_OUTPUT_TOKENS = 110
+ASSIGN_BATCH = 25
+ASSIGN_TOKENS_PER_PAPER = 140
+ASSIGN_OUTPUT_PER_PAPER = 14
+THEME_OVERHEAD_TOKENS = 30_000  # theme generation + merge, independent of job size
+DISCLAIMER = (
+    "Estimate based on empirical averages. Actual cost may vary +-30% with abstract length, "
+    "the model's hidden reasoning tokens and prompt-cache hits. Pricing is hardcoded in "
+    "crystallise.llm.cost.DEFAULT_PRICING_PER_1M and may drift from OpenAI's public rates."
+)
+
+
+@lru_cache(maxsize=1)
+def _static_tokens() -> tuple[int, int]:
+    return (
+        count_tokens(prompts.LABELLING.system or ""),
+        count_tokens(prompts.REASONING.system or ""),
+    )
+
+
+def label_calls_per_paper(caps: ModelCapabilities, repetitions: int) -> int:
+    """One call with ``n`` = repetitions where the model supports it, else one per repetition."""
+    return 1 if caps.supports_n or repetitions == 1 else repetitions
+
+
+def estimate_screening(
+    *,
+    model: str,
+    clustering_model: str,
+    papers_count: int,
+    repetitions: int,
+    criteria_count: int,
+    paper_tokens_total: int | None = None,
+    allow_unknown: bool = False,
+) -> dict[str, float | int]:
+    """Input/output tokens and USD for labelling, reasoning, clustering and assignment."""
+    caps = get_capabilities(model, allow_unknown=allow_unknown)
+    label_static, reason_static = _static_tokens()
+    context = 40 + criteria_count * TOKENS_PER_CRITERION
+    papers = (
+        paper_tokens_total if paper_tokens_total is not None else papers_count * AVG_PAPER_TOKENS
+    )
+    calls = label_calls_per_paper(caps, repetitions)
+    per_answer_extra = REASONING_MODEL_ALLOWANCE if caps.reasoning_efforts else 0
+
+    label_in = calls * (papers_count * (label_static + context) + papers)
+    label_out = papers_count * repetitions * (LABEL_OUTPUT_TOKENS + per_answer_extra)
+    reason_in = papers_count * (reason_static + context + 20) + papers
+    reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
+    batches = -(-papers_count // ASSIGN_BATCH)
+    cluster_in = THEME_OVERHEAD_TOKENS + papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
+    cluster_out = 2_000 + papers_count * ASSIGN_OUTPUT_PER_PAPER
+
+    main_in, main_out = label_in + reason_in, label_out + reason_out
+    cost = estimate_cost(model, main_in, main_out) + estimate_cost(
+        clustering_model, cluster_in, cluster_out
+    )
+    return {
+        "estimated_input_tokens": int(main_in + cluster_in),
+        "estimated_output_tokens": int(main_out + cluster_out),
+        "estimated_cost_usd": round(cost, 4),
+        "calls": papers_count * (calls + 1) + batches + 3,
+    }
+
+
+def format_usd(value: float) -> str:
+    return f"${value:.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"

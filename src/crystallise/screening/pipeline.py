@@ -1,0 +1,546 @@
+"""The four-stage screening pipeline: labelling → reasoning → clustering → assignment.
+
+Papers flow through labelling and reasoning independently (a paper's reasoning starts as
+soon as its scores are in), bounded by the LLM layer's shared concurrency. Every paper's
+result is checkpointed in ``job_items`` as it arrives, so a job resumes from where it
+stopped and never sends a stored paper to the model again. Clustering works on a sample of
+reasoning texts in token-budgeted chunks and assignment in small batches, so no request
+grows with the job (20,000 papers fit in every context window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, create_model
+
+from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
+from crystallise.batch.writer import ItemWriter
+from crystallise.config.model_capabilities import get_capabilities
+from crystallise.db.jobs import ItemRow
+from crystallise.llm.client import ChatResult, LLMClient
+from crystallise.llm.cost import UsageTally
+from crystallise.llm.errors import LLMError
+from crystallise.llm.tokens import estimate_text_tokens
+from crystallise.prompts import screening as prompts
+from crystallise.screening.criteria import Criterion, criterion_ids, job_context
+from crystallise.screening.estimate import ASSIGN_BATCH, label_calls_per_paper
+from crystallise.screening.schemas import LabelOutput, ThemesOutput
+
+PAGE = 500
+THEME_SAMPLE = 240  # reasoning texts shown to the theme generator
+CHUNK_TOKENS = 8_000  # per theme-generation request (well inside any context window)
+THEMES_PER_CHUNK = 8
+MAX_THEMES = 10
+USAGE_SAVE_INTERVAL_S = 2.0
+CANCEL_WATCH_S = 0.1
+NO_ABSTRACT = "[No abstract available: judge on the title alone]"
+
+
+@dataclass
+class ScreeningSpec:
+    """Everything the pipeline needs to know about one job (from its stored config)."""
+
+    job_id: str
+    criteria: list[Criterion]
+    questions: list[str]
+    model: str
+    clustering_model: str
+    repetitions: int
+    threshold: float
+    clusters_type: str | None
+
+
+@dataclass
+class _Progress:
+    total: int
+    labelled: int = 0
+    reasoned: int = 0
+    timings: dict[str, list[float]] = field(default_factory=dict)
+
+    def mark(self, stage: str) -> None:
+        now = time.monotonic()
+        span = self.timings.setdefault(stage, [now, now])
+        span[1] = now
+
+    def ms(self) -> dict[str, int]:
+        return {k: int((v[1] - v[0]) * 1000) for k, v in self.timings.items()}
+
+
+def score_fields(paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
+    """Per-repetition scores, their mean (``final_score``) and flags for human attention."""
+    mean = round(statistics.fmean(scores), 4)
+    fields: dict[str, Any] = {"id": paper["id"]}
+    fields.update({f"score_{i}": s for i, s in enumerate(scores, 1)})
+    flags = [] if paper.get("abstract") else ["no_abstract"]
+    if max(scores) - min(scores) >= 2:
+        flags.append("high_disagreement")  # repetitions disagree: route to a human
+    fields.update(
+        scores=scores,
+        mean_score=mean,
+        final_score=mean,
+        max_score=max(scores),
+        score_spread=max(scores) - min(scores),
+        flags=flags,
+    )
+    return fields
+
+
+def _reasoning_model(ids: list[str]) -> type[BaseModel]:
+    ids_literal: Any = Literal[tuple(ids)]  # type: ignore[valid-type]
+    verdict: Any = Literal["met", "unmet", "unclear"]
+    return create_model(
+        "ReasoningOutput",
+        decisive_criteria=(list[ids_literal], ...),
+        verdict=(verdict, ...),
+        reasoning=(str, ...),
+    )
+
+
+def _assignment_model(keys: list[str], theme_ids: list[int]) -> type[BaseModel]:
+    key_literal: Any = Literal[tuple(keys)]  # type: ignore[valid-type]
+    theme_literal: Any = Literal[tuple(theme_ids)]  # type: ignore[valid-type]
+    item = create_model(
+        "Assignment", paper_key=(key_literal, ...), theme_ids=(list[theme_literal], ...)
+    )
+    return create_model("AssignmentOutput", assignments=(list[item], ...))  # type: ignore[valid-type]
+
+
+class ScreeningPipeline:
+    def __init__(self, ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.llm = llm
+        self.store = ctx.store
+        self.writer = ItemWriter(ctx.store, ctx.job_id)
+        self.tally = UsageTally()
+        self.model_version: str | None = None
+        self.failure: LLMError | None = None
+        self.caps = get_capabilities(spec.model, allow_unknown=llm.settings.allow_unknown_models)
+        self.context = job_context(spec.criteria, spec.questions)
+        self.ids = criterion_ids(spec.criteria, spec.questions)
+        self.reasoning_schema = _reasoning_model(self.ids)
+        self.label_system = f"{prompts.LABELLING.system}\n\n{self.context}"
+        self.reason_system = f"{prompts.REASONING.system}\n\n{self.context}"
+        self.effort = "minimal" if "minimal" in self.caps.reasoning_efforts else None
+        self._last_usage_save = 0.0
+
+    # ---- model calls -----------------------------------------------------------------
+    async def _chat(self, model: str, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
+        result = await self.llm.chat(
+            messages,
+            model=model,
+            request_key=self.ctx.request_key,
+            prompt_cache_key=f"screening-{self.spec.job_id}",
+            **kw,
+        )
+        self.tally.add(model, result.usage)
+        if self.model_version is None and model == self.spec.model:
+            self.model_version = result.model_version
+        return result
+
+    def _paper_message(self, paper: dict[str, Any], **extra: str) -> dict[str, str]:
+        prompt = prompts.REASONING if extra else prompts.LABELLING
+        return {
+            "role": "user",
+            "content": prompt.render_user(
+                title=paper.get("title") or "[No title]",
+                abstract=paper.get("abstract") or NO_ABSTRACT,
+                **extra,
+            ),
+        }
+
+    async def label(self, paper: dict[str, Any]) -> list[int]:
+        """``repetitions`` independent 1-5 scores: one call with n>1 where supported."""
+        reps = self.spec.repetitions
+        messages = [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
+        max_out = 16 if not self.effort else 1024
+        kw: dict[str, Any] = {"output_schema": LabelOutput, "max_output_tokens": max_out}
+        if self.effort:
+            kw["reasoning_effort"] = self.effort
+        scores: list[int] = []
+        if label_calls_per_paper(self.caps, reps) == 1:
+            result = await self._chat(self.spec.model, messages, n=reps, **kw)
+            scores = [c.parsed.score for c in result.choices if c.parsed is not None]
+        while len(scores) < reps:  # no n support, or choices that failed the schema
+            missing = reps - len(scores)
+            results = await asyncio.gather(
+                *(self._chat(self.spec.model, messages, **kw) for _ in range(missing))
+            )
+            scores += [r.parsed.score for r in results if r.parsed is not None]
+        return scores[:reps]
+
+    async def reason(self, paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
+        rating = ", ".join(map(str, scores)) + f" (mean {statistics.fmean(scores):.2f})"
+        messages = [
+            {"role": "system", "content": self.reason_system},
+            self._paper_message(paper, scores=rating),
+        ]
+        kw: dict[str, Any] = {"output_schema": self.reasoning_schema}
+        if self.effort:
+            kw["reasoning_effort"] = self.effort
+        result = await self._chat(self.spec.model, messages, **kw)
+        parsed = result.parsed
+        return {
+            "reasoning": parsed.reasoning,
+            "verdict": parsed.verdict,
+            "decisive_criteria": [c for c in parsed.decisive_criteria if c != "none"],
+        }
+
+    # ---- stage 1+2: per-paper labelling and reasoning ---------------------------------
+    async def _paper(self, item: ItemRow, progress: _Progress) -> None:
+        if self.failure is not None or self.ctx.cancelled():
+            return
+        paper = item.input
+        result = dict(item.result or {})
+        try:
+            if item.status == "pending":
+                scores = await self.label(paper)
+                result = score_fields(paper, scores)
+                self.writer.put(item.seq, "labelled", dict(result))
+                progress.labelled += 1
+                progress.mark("labelling")
+                self._report(progress)
+            if self.failure is not None or self.ctx.cancelled():
+                return
+            progress.mark("reasoning")
+            explained = await self.reason(paper, result["scores"])
+            result.update(explained)
+            mean = result["mean_score"]
+            if (explained["verdict"] == "unmet" and mean >= 4) or (
+                explained["verdict"] == "met" and mean <= 2
+            ):
+                result["flags"] = [*result.get("flags", []), "verdict_score_conflict"]
+            self.writer.put(item.seq, "reasoned", result)
+            progress.reasoned += 1
+            progress.mark("reasoning")
+            self._report(progress)
+        except LLMError as exc:
+            if self.failure is None:
+                self.failure = exc
+
+    def _report(self, progress: _Progress) -> None:
+        stage = "labelling" if progress.labelled < progress.total else "reasoning"
+        done = progress.labelled + progress.reasoned
+        self.ctx.report(0.8 * done / (2 * max(progress.total, 1)), stage)
+        now = time.monotonic()
+        if now - self._last_usage_save >= USAGE_SAVE_INTERVAL_S:
+            self._last_usage_save = now
+            self._save_usage()
+
+    def _save_usage(self) -> None:
+        self.store.update_job(
+            "screening",
+            self.spec.job_id,
+            usage={**self.tally.summary(), "tally": self.tally.to_dict()},
+            model_version=self.model_version,
+        )
+
+    async def _label_and_reason(self, progress: _Progress) -> None:
+        window = asyncio.Semaphore(self._window())
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def guarded(item: ItemRow) -> None:
+            try:
+                await self._paper(item, progress)
+            finally:
+                window.release()
+
+        after = -1
+        while self.failure is None and not self.ctx.cancelled():
+            page = await asyncio.to_thread(
+                self.store.items,
+                self.spec.job_id,
+                statuses=["pending", "labelled"],
+                after_seq=after,
+                limit=PAGE,
+            )
+            for item in page:
+                await window.acquire()
+                if self.failure is not None or self.ctx.cancelled():
+                    window.release()
+                    break
+                task = asyncio.create_task(guarded(item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if len(page) < PAGE:
+                break
+            after = page[-1].seq
+        await self._await_or_cancel(set(tasks))
+        await self.writer.flush()
+
+    def _window(self) -> int:
+        s = self.llm.settings
+        cap = s.max_adaptive_concurrency if s.adaptive_concurrency else s.max_concurrent_requests
+        return min(
+            1024, 2 * cap * max(1, label_calls_per_paper(self.caps, self.spec.repetitions)) + 8
+        )
+
+    async def _await_or_cancel(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Wait for ``tasks``; on cancel, abandon them so that no queued call is sent."""
+        pending = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=CANCEL_WATCH_S)
+            if pending and (self.ctx.cancelled() or self.failure is not None):
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
+
+    # ---- stage 3: themes -------------------------------------------------------------
+    def _selected(self, score: float) -> bool:
+        if self.spec.clusters_type == "include":
+            return score >= self.spec.threshold
+        if self.spec.clusters_type == "exclude":
+            return score < self.spec.threshold
+        return True
+
+    def _sample(self, rows: list[tuple[int, float, str]]) -> list[tuple[float, str]]:
+        """Score-stratified, shuffled sample (TopicGPT): every score band is represented."""
+        rng = random.Random(self.spec.job_id)
+        strata: dict[int, list[tuple[float, str]]] = {}
+        for _, score, text in rows:
+            strata.setdefault(round(score), []).append((score, text))
+        for members in strata.values():
+            rng.shuffle(members)
+        sample: list[tuple[float, str]] = []
+        while len(sample) < THEME_SAMPLE and any(strata.values()):
+            for band in sorted(strata):
+                if strata[band] and len(sample) < THEME_SAMPLE:
+                    sample.append(strata[band].pop())
+        rng.shuffle(sample)
+        return sample
+
+    async def _themes(self, rows: list[tuple[int, float, str]]) -> list[dict[str, Any]]:
+        sample = self._sample(rows)
+        chunks: list[list[str]] = [[]]
+        budget = 0
+        for score, text in sample:
+            line = f"- (score {score:.1f}) {text}"
+            cost = estimate_text_tokens(line) + 4
+            if chunks[-1] and budget + cost > CHUNK_TOKENS:
+                chunks.append([])
+                budget = 0
+            chunks[-1].append(line)
+            budget += cost
+        system = (prompts.THEME_GENERATION.system or "").format(max_themes=THEMES_PER_CHUNK)
+        calls = [
+            self._chat(
+                self.spec.clustering_model,
+                [
+                    {"role": "system", "content": system},
+                    {
+                        "role": "user",
+                        "content": prompts.THEME_GENERATION.render_user(
+                            job_context=self.context, texts="\n".join(chunk)
+                        ),
+                    },
+                ],
+                output_schema=ThemesOutput,
+            )
+            for chunk in chunks
+        ]
+        candidates = [t for r in await asyncio.gather(*calls) for t in r.parsed.themes]
+        if len(chunks) > 1 or len(candidates) > MAX_THEMES:
+            merge_system = (prompts.THEME_MERGE.system or "").format(max_themes=MAX_THEMES)
+            listing = "\n".join(f"- {t.label}: {t.description}" for t in candidates)
+            merged = await self._chat(
+                self.spec.clustering_model,
+                [
+                    {"role": "system", "content": merge_system},
+                    {
+                        "role": "user",
+                        "content": prompts.THEME_MERGE.render_user(
+                            job_context=self.context, themes=listing
+                        ),
+                    },
+                ],
+                output_schema=ThemesOutput,
+            )
+            candidates = merged.parsed.themes
+        unique: dict[str, Any] = {}
+        for theme in candidates:
+            unique.setdefault(theme.label.strip().lower(), theme)
+        themes = list(unique.values())[:MAX_THEMES]
+        return [
+            {"cluster_id": i, "label": t.label, "description": t.description, "count": 0}
+            for i, t in enumerate(themes, 1)
+        ]
+
+    # ---- stage 4: assignment ---------------------------------------------------------
+    async def _assign_batch(
+        self,
+        batch: list[ItemRow],
+        clusters: list[dict[str, Any]],
+        other_id: int,
+        progress: list[int],
+        total: int,
+    ) -> None:
+        if self.failure is not None or self.ctx.cancelled():
+            return
+        keys = [f"P{i}" for i in range(1, len(batch) + 1)]
+        theme_ids = [c["cluster_id"] for c in clusters] + [other_id]
+        schema = _assignment_model(keys, theme_ids)
+        listing = "\n".join(
+            f"{c['cluster_id']}: {c['label']} — {c['description']}" for c in clusters
+        )
+        listing += f"\n{other_id}: Other — fits none of the themes above"
+        system = (prompts.ASSIGNMENT.system or "").format(themes=listing)
+        papers = "\n".join(
+            f"{key}: (score {(item.result or {}).get('final_score', 0):.1f}) "
+            f"{json.dumps((item.result or {}).get('reasoning', ''))}"
+            for key, item in zip(keys, batch, strict=True)
+        )
+        try:
+            result = await self._chat(
+                self.spec.clustering_model,
+                [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": prompts.ASSIGNMENT.render_user(papers=papers)},
+                ],
+                output_schema=schema,
+            )
+        except LLMError as exc:
+            if self.failure is None:
+                self.failure = exc
+            return
+        chosen: dict[str, list[int]] = {}
+        for assignment in result.parsed.assignments:
+            ids = list(dict.fromkeys(assignment.theme_ids))[:3]
+            chosen.setdefault(assignment.paper_key, ids)
+        for key, item in zip(keys, batch, strict=True):
+            ids = chosen.get(key) or [other_id]  # repair: a paper the model skipped
+            self.writer.put(
+                item.seq, "done", {**(item.result or {}), "cluster_id": ids[0], "cluster_ids": ids}
+            )
+        progress[0] += len(batch)
+        self.ctx.report(0.9 + 0.1 * progress[0] / max(total, 1), "assignment")
+
+    async def _cluster_and_assign(self, progress: _Progress) -> list[dict[str, Any]]:
+        job = self.store.get_job("screening", self.spec.job_id)
+        clusters: list[dict[str, Any]] = list(job.clusters or []) if job else []  # type: ignore[union-attr]
+        selected: list[ItemRow] = []
+        rows: list[tuple[int, float, str]] = []
+        unselected: list[tuple[int, str, dict[str, Any] | None]] = []
+        for item in await asyncio.to_thread(
+            lambda: list(self.store.iter_items(self.spec.job_id, statuses=["reasoned"]))
+        ):
+            score = float((item.result or {}).get("final_score", 0.0))
+            if self._selected(score):
+                selected.append(item)
+                rows.append((item.seq, score, str((item.result or {}).get("reasoning", ""))))
+            else:
+                unselected.append(
+                    (
+                        item.seq,
+                        "done",
+                        {**(item.result or {}), "cluster_id": None, "cluster_ids": []},
+                    )
+                )
+        if unselected:
+            await asyncio.to_thread(self.store.save_items, self.spec.job_id, unselected)
+        if not selected:
+            return clusters
+        self.ctx.report(0.8, "clustering", force=True)
+        progress.mark("clustering")
+        if not clusters:
+            clusters = await self._themes(rows)
+            self.store.update_job("screening", self.spec.job_id, clusters=clusters)
+        progress.mark("clustering")
+        self.ctx.report(0.9, "assignment", force=True)
+        progress.mark("assignment")
+        other_id = len(clusters) + 1
+        done = [0]
+        batches = [selected[i : i + ASSIGN_BATCH] for i in range(0, len(selected), ASSIGN_BATCH)]
+        await self._await_or_cancel(
+            {
+                asyncio.create_task(self._assign_batch(b, clusters, other_id, done, len(selected)))
+                for b in batches
+            }
+        )
+        await self.writer.flush()
+        progress.mark("assignment")
+        return clusters
+
+    async def _final_clusters(self, clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        counts: dict[int, int] = {}
+        for item in await asyncio.to_thread(lambda: list(self.store.iter_items(self.spec.job_id))):
+            for cid in (item.result or {}).get("cluster_ids") or []:
+                counts[cid] = counts.get(cid, 0) + 1
+        out = [{**c, "count": counts.get(c["cluster_id"], 0)} for c in clusters]
+        other_id = len(clusters) + 1
+        if counts.get(other_id):
+            out.append(
+                {
+                    "cluster_id": other_id,
+                    "label": "Other",
+                    "description": "Reasons that fit none of the themes.",
+                    "count": counts[other_id],
+                }
+            )
+        return out
+
+    # ---- the whole job ---------------------------------------------------------------
+    async def run(self) -> JobOutcome:
+        job = self.store.get_job("screening", self.spec.job_id)
+        if job is not None and job.usage and job.usage.get("tally"):
+            self.tally.merge_dict(job.usage["tally"])  # resumed: keep what was spent
+            self.model_version = job.model_version
+        total = self.store.count_items(self.spec.job_id)
+        progress = _Progress(total=total)
+        progress.labelled = total - self.store.count_items(self.spec.job_id, ["pending"])
+        progress.reasoned = total - self.store.count_items(
+            self.spec.job_id, ["pending", "labelled"]
+        )
+        self.ctx.report(
+            0.8 * (progress.labelled + progress.reasoned) / (2 * max(total, 1)),
+            "labelling",
+            force=True,
+        )
+        started = time.monotonic()
+        try:
+            await self._label_and_reason(progress)
+            self._raise_if_stopped()
+            clusters = await self._cluster_and_assign(progress)
+            self._raise_if_stopped()
+            clusters = await self._final_clusters(clusters)
+        finally:
+            await self.writer.close()
+            self._save_usage()
+        summary = self.tally.summary()
+        calls = summary["calls"]
+        usage = {
+            **summary,
+            "calls_per_paper": round(calls / max(total, 1), 3),
+            "tokens_per_paper": round(summary["total_tokens"] / max(total, 1), 1),
+            "tally": self.tally.to_dict(),
+        }
+        timings = progress.ms()
+        timings["total"] = int((time.monotonic() - started) * 1000)
+        return JobOutcome(
+            {
+                "clusters": clusters,
+                "stage": "assignment",
+                "stage_timings": timings,
+                "estimated_cost_usd": summary["estimated_cost_usd"],
+                "usage": usage,
+                "model_version": self.model_version,
+            }
+        )
+
+    def _raise_if_stopped(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.ctx.cancelled():
+            raise JobCancelled()
+
+
+async def screen_papers(ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> JobOutcome:
+    """Run (or resume) the screening pipeline for the job in ``ctx``; results land in items."""
+    return await ScreeningPipeline(ctx, spec, llm).run()

@@ -1,0 +1,147 @@
+"""Screening request/response schemas and the models' output schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_TAGS = re.compile(r"<[^>]{1,200}>")
+_WS = re.compile(r"\s+")
+
+
+def clean_text(value: Any) -> str:
+    """Strip markup and collapse whitespace: paper text is data for the prompt."""
+    if value is None:
+        return ""
+    return _WS.sub(" ", _TAGS.sub(" ", str(value))).strip()
+
+
+class Paper(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+    title: str = ""
+    abstract: str = ""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_to_str(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("title", "abstract", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return clean_text(value)
+
+
+class ScreeningRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    papers: list[Paper] = Field(min_length=1)
+    criteria: list[dict[str, Any]] = Field(default_factory=list)
+    questions: list[str] = Field(default_factory=list)
+    model: str | None = None
+    repetitions: int = Field(5, ge=1, le=20)
+    threshold: float = 1.0
+    clusters_type: Literal["include", "exclude"] | None = None
+    project_id: int | None = None
+    mock: bool = False
+    max_estimated_cost_usd: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ScreeningRequest:
+        seen: set[str] = set()
+        dupes: list[str] = []
+        for paper in self.papers:
+            if paper.id in seen and paper.id not in dupes:
+                dupes.append(paper.id)
+            seen.add(paper.id)
+        if dupes:
+            shown = ", ".join(dupes[:10]) + (" ..." if len(dupes) > 10 else "")
+            raise ValueError(f"papers: duplicate paper ids: {shown}")
+        return self
+
+
+class EstimateRequest(BaseModel):
+    papers_count: int = Field(ge=1)
+    model: str | None = None
+    repetitions: int = Field(5, ge=1, le=20)
+    criteria_count: int = Field(0, ge=0)
+
+
+class EstimateResponse(BaseModel):
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost_usd: float
+    model: str
+    papers_count: int
+    repetitions: int
+    confidence: str = "approximate"
+    disclaimer: str
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    stage: str
+
+
+class ScreeningJobResponse(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    stage: str
+    results: list[dict[str, Any]] | None = None
+    clusters: list[dict[str, Any]] | None = None
+    error: str | None = None
+    error_category: str | None = None
+    error_retryable: bool | None = None
+    duration_ms: int | None = None
+    estimated_cost_usd: float | None = None
+    stage_timings: dict[str, int] | None = None
+    model: str | None = None
+    model_version: str | None = None
+    papers_count: int | None = None
+    project_id: int | None = None
+    usage: dict[str, Any] | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+
+
+class ScreeningJobSummary(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    stage: str
+    papers_count: int
+    model: str
+    project_id: int | None = None
+    duration_ms: int | None = None
+    estimated_cost_usd: float | None = None
+    created_at: str
+    completed_at: str | None = None
+
+
+class ResultsPage(BaseModel):
+    job_id: str
+    offset: int
+    limit: int
+    total: int
+    results: list[dict[str, Any]]
+
+
+# ---- model output schemas --------------------------------------------------------------
+class LabelOutput(BaseModel):
+    score: Literal[1, 2, 3, 4, 5]
+
+
+class Theme(BaseModel):
+    label: str
+    description: str
+
+
+class ThemesOutput(BaseModel):
+    themes: list[Theme]
