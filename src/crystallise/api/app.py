@@ -23,9 +23,9 @@ RETENTION_INTERVAL_S = 3600.0
 
 
 def _protected_routers() -> list[APIRouter]:
-    from crystallise.api.routers import criteria, screening
+    from crystallise.api.routers import criteria, indexer, screening
 
-    return [config.router, criteria.router, screening.router]
+    return [config.router, criteria.router, screening.router, indexer.router]
 
 
 async def _retention_loop(services: Services) -> None:

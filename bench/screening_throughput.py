@@ -1,0 +1,201 @@
+"""Benchmark: a 2,000-paper × 5-repetition screening job against a rate-limited fake provider.
+
+    uv run --frozen python -m bench.screening_throughput [--papers 2000] [--repetitions 5] \
+        [--latency 1.0] [--rpm 3000] [--model gpt-4.1-mini]
+
+Papers are real records (../shared/datasets/screening/nagtegaal_2019.csv, falling back to
+synthetic text). Reports wall time against the provider-bound minimum (calls ÷ RPM), calls and
+tokens per paper against the seed design (repetitions + 1 calls per paper at concurrency 10),
+and peak memory (RSS) of the process running the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import pathlib
+import resource
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from bench.fakeproc import fake_server
+from crystallise.config.settings import Settings
+from crystallise.screening.criteria import normalise_criteria
+from crystallise.services import Services
+
+DATASET = (
+    pathlib.Path(__file__).resolve().parents[2]
+    / "shared"
+    / "datasets"
+    / "screening"
+    / "nagtegaal_2019.csv"
+)
+CRITERIA = [
+    {
+        "name": "Intervention",
+        "type": "include",
+        "value": "A nudge: reminders, defaults, feedback, alerts or social reference points",
+    },
+    {
+        "name": "Population",
+        "type": "include",
+        "value": "Healthcare professionals (physicians, nurses, pharmacists)",
+    },
+    {
+        "name": "Outcome",
+        "type": "include",
+        "value": "Behaviour towards evidence-based medicine (guideline adherence, prescribing)",
+    },
+    {
+        "name": "Design",
+        "type": "include",
+        "value": "Empirical study with a comparison (trial, controlled or before-after study)",
+    },
+    {"name": "Reviews", "type": "exclude", "value": "Reviews, editorials, commentaries"},
+    {
+        "name": "Incentives",
+        "type": "exclude",
+        "value": "Interventions that change economic incentives or forbid options",
+    },
+]
+
+
+def load_papers(n: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if DATASET.exists():
+        with DATASET.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                rows.append(
+                    {"id": f"n{row['id']}", "title": row["title"], "abstract": row["abstract"]}
+                )
+    i = 0
+    while len(rows) < n:
+        rows.append(
+            {
+                "id": f"s{i}",
+                "title": f"Synthetic trial {i}",
+                "abstract": "Randomised trial of reminders for physicians. " * 20,
+            }
+        )
+        i += 1
+    return rows[:n]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from crystallise.batch.runner import JobRunner
+    from crystallise.llm.client import LLMClient
+    from crystallise.screening.jobs import make_screening_job
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        openai_base_url=url,
+        openai_api_key="sk-bench-000000000000",
+        data_dir=tempfile.mkdtemp(),
+        adaptive_concurrency=True,
+        log_level="WARNING",
+    )
+    services = Services.build(settings)
+    services.llm = LLMClient(settings)
+    runner = JobRunner(services.jobs)
+    runner.register("screening", make_screening_job(services))
+    papers = load_papers(args.papers)
+    job_id = str(uuid.uuid4())
+    from dataclasses import asdict
+
+    services.jobs.create_job(
+        "screening",
+        job_id=job_id,
+        items=[(p["id"], p) for p in papers],
+        model=args.model,
+        config={
+            "criteria": [asdict(c) for c in normalise_criteria(CRITERIA)],
+            "questions": [
+                "Do nudges change healthcare professionals' behaviour towards evidence-based medicine?"
+            ],
+            "model": args.model,
+            "clustering_model": "gpt-4.1",
+            "repetitions": args.repetitions,
+            "threshold": 3.0,
+            "clusters_type": None,
+        },
+    )
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    runner.submit("screening", job_id)
+    await runner.wait(job_id)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    await services.llm.aclose()
+    row = services.jobs.get_job("screening", job_id)
+    assert row is not None and row.status == "completed", (row.status, row.error) if row else None
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "usage": row.usage,
+        "timings": row.stage_timings,
+        "rss_before_mb": rss_before,
+        "rss_peak_mb": rss_mb(),
+        "clusters": len(row.clusters or []),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--papers", type=int, default=2000)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--rpm", type=int, default=3000)
+    parser.add_argument("--model", default="gpt-4.1-mini")
+    args = parser.parse_args()
+    with fake_server() as fake:
+        fake.reset(latency_s=args.latency, rpm=args.rpm)
+        out = asyncio.run(run(args, fake.url))
+        stats = fake.stats()
+    n, reps = args.papers, args.repetitions
+    calls = sum(int(v) for v in stats["statuses"].values())
+    ok_calls = int(stats["statuses"].get("200", 0))
+    minimum = calls / args.rpm * 60
+    usage = out["usage"]
+    label_calls_seed = n * (reps + 1)
+    # Seed design: one call per repetition plus one reasoning call, 10 in flight, 1 s each.
+    seed_wall = max(label_calls_seed / args.rpm * 60, label_calls_seed * args.latency / 10)
+    ours_prompt_per_paper = stats["prompt_tokens"] / n
+    print(
+        f"papers={n} repetitions={reps} model={args.model} latency={args.latency}s limit={args.rpm} RPM"
+    )
+    print("| metric | this design | seed design |")
+    print("|---|---|---|")
+    print(
+        f"| provider calls (attempts) | {calls} ({ok_calls} ok, {stats['statuses'].get('429', 0)} × 429) | {label_calls_seed} + clustering |"
+    )
+    print(f"| calls per paper | {calls / n:.2f} | {reps + 1} |")
+    print(f"| wall time | {out['wall_s']:.1f} s | ≥ {seed_wall:.0f} s (concurrency 10 × 1 s) |")
+    print(
+        f"| provider-bound minimum (calls ÷ RPM) | {minimum:.1f} s | {label_calls_seed / args.rpm * 60:.0f} s |"
+    )
+    print(
+        f"| wall ÷ minimum | {out['wall_s'] / minimum:.2f}× | {seed_wall / (label_calls_seed / args.rpm * 60):.1f}× |"
+    )
+    print(f"| tokens per paper (in + out) | {usage['tokens_per_paper']:.0f} | n/a (not run) |")
+    print(f"| prompt tokens per paper (server count) | {ours_prompt_per_paper:.0f} | |")
+    print(
+        f"| cached input share | {usage['cached_input_tokens'] / max(usage['input_tokens'], 1):.1%} | |"
+    )
+    print(f"| cost (fake usage, list prices) | ${usage['estimated_cost_usd']:.4f} | |")
+    print(
+        f"| peak RSS of pipeline process | {out['rss_peak_mb']:.0f} MB (before job {out['rss_before_mb']:.0f} MB) | |"
+    )
+    print(f"| client CPU | {out['cpu_s']:.1f} s ({1000 * out['cpu_s'] / calls:.2f} ms/call) | |")
+    print(f"| stage timings ms | {out['timings']} | |")
+
+
+if __name__ == "__main__":
+    main()

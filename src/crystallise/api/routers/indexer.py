@@ -1,0 +1,219 @@
+"""AutoIndexer endpoints: sync run, async jobs, estimate and the three helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from fastapi import APIRouter, Query
+
+from crystallise.api.deps import OpenAIKeyDep, ServicesDep
+from crystallise.api.jobs_common import bad_request, get_job_or_404, iso, key_source
+from crystallise.config.model_capabilities import get_capabilities
+from crystallise.db.jobs import JobRow
+from crystallise.indexer import helpers, mock
+from crystallise.indexer import schemas as s
+from crystallise.indexer.estimate import DISCLAIMER, estimate_indexing
+from crystallise.indexer.pipeline import ExtractionContext, errors_of, process_records
+from crystallise.services import Services
+
+router = APIRouter(prefix="/indexer", tags=["indexer"])
+
+
+def _model(services: Services, requested: str | None) -> str:
+    model = requested or services.configs.get("extraction").model
+    get_capabilities(model, allow_unknown=services.settings.allow_unknown_models)
+    return model
+
+
+def _check_size(services: Services, body: s.IndexerRequest) -> None:
+    if len(body.records) > services.settings.max_papers_per_job:
+        raise bad_request(
+            f"records: {len(body.records)} records exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
+            f"{services.settings.max_papers_per_job}"
+        )
+
+
+@router.post("/run", response_model=s.IndexerRunResponse)
+async def run(
+    body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.IndexerRunResponse:
+    _check_size(services, body)
+    model = _model(services, body.model)
+    records = body.selected_records()
+    if body.mock:
+        results = [mock.mock_record(body.fields, r) for r in records]
+        return s.IndexerRunResponse(
+            results=results,
+            errors=[],
+            model_version="mock",
+            usage={
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "total_tokens": 0,
+                "estimated_cost_usd": 0.0,
+            },
+        )
+    key_source(services, False, key)
+    ctx = ExtractionContext(services.llm, model, body.fields, body.project_context, key)
+    results = await process_records(
+        ctx, records, max_workers=body.max_workers, batch_size=body.batch_size
+    )
+    summary = ctx.tally.summary()
+    usage = {
+        k: summary[k]
+        for k in ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
+    }
+    return s.IndexerRunResponse(
+        results=results, errors=errors_of(results), usage=usage, model_version=ctx.model_version
+    )
+
+
+def _summary(row: JobRow) -> s.IndexerJobSummary:
+    return s.IndexerJobSummary(
+        job_id=row.id,
+        status=row.status,
+        progress=row.progress,
+        model=row.model,
+        record_count=row.item_count,
+        project_id=row.project_id,
+        duration_ms=row.duration_ms,
+        estimated_cost_usd=row.estimated_cost_usd,
+        created_at=iso(row.created_at) or "",
+        completed_at=iso(row.completed_at),
+    )
+
+
+@router.post("/jobs", response_model=s.IndexerJobCreated)
+async def create_job(
+    body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.IndexerJobCreated:
+    _check_size(services, body)
+    model = _model(services, body.model)
+    records = body.selected_records()
+    source = key_source(services, body.mock, key)
+    estimate = estimate_indexing(model, body.fields, len(records))
+    job_id = str(uuid.uuid4())
+    config = {
+        "fields": [f.model_dump() for f in body.fields],
+        "project_context": body.project_context.model_dump() if body.project_context else None,
+        "mode": body.mode,
+        "max_workers": body.max_workers,
+        "batch_size": body.batch_size,
+    }
+    await asyncio.to_thread(
+        services.jobs.create_job,
+        "indexer",
+        job_id=job_id,
+        items=[(str(r["ID"]).strip(), r) for r in records],
+        project_id=body.project_id,
+        model=model,
+        mock=body.mock,
+        config=config,
+        estimated_cost_usd=float(estimate["estimated_cost_usd"]),
+        key_source=source,
+    )
+    services.runner.submit("indexer", job_id, key if source == "request" else None)
+    return s.IndexerJobCreated(job_id=job_id, status="pending", progress=0.0)
+
+
+@router.get("/jobs/{job_id}", response_model=s.IndexerJobResponse, response_model_exclude_none=True)
+async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
+    row = get_job_or_404(services, "indexer", job_id)
+    items = await asyncio.to_thread(
+        lambda: list(services.jobs.iter_items(job_id, statuses=["done", "error"]))
+    )
+    usage = {
+        k: v
+        for k, v in (row.usage or {}).items()
+        if k in ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
+    }
+    errors = (
+        row.errors
+        if row.errors is not None
+        else [
+            f"Record {i.item_id}: {(i.result or {}).get('error')}"
+            for i in items
+            if i.status == "error"
+        ]
+    )
+    return s.IndexerJobResponse(
+        job_id=row.id,
+        status=row.status,
+        progress=row.progress,
+        stage=row.stage,
+        partial_results=[i.result for i in items if i.result is not None],
+        errors=errors,
+        usage=usage or None,
+        error=row.error,
+        error_category=row.error_category,
+        error_retryable=row.error_retryable,
+        duration_ms=row.duration_ms,
+        estimated_cost_usd=row.estimated_cost_usd,
+        model_version=row.model_version,
+        created_at=iso(row.created_at),
+        completed_at=iso(row.completed_at),
+    )
+
+
+@router.get("/jobs", response_model=list[s.IndexerJobSummary])
+def list_jobs(
+    services: ServicesDep, limit: int = Query(50, ge=1, le=1000)
+) -> list[s.IndexerJobSummary]:
+    return [_summary(r) for r in services.jobs.list_jobs("indexer", limit)]
+
+
+@router.get("/active-job", response_model=s.IndexerJobSummary | None)
+def active_job(services: ServicesDep, project_id: int = Query(...)) -> s.IndexerJobSummary | None:
+    row = services.jobs.active_job("indexer", project_id)
+    return _summary(row) if row else None
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=s.IndexerJobSummary)
+def cancel_job(job_id: str, services: ServicesDep) -> s.IndexerJobSummary:
+    get_job_or_404(services, "indexer", job_id)
+    services.runner.cancel("indexer", job_id)
+    return _summary(get_job_or_404(services, "indexer", job_id))
+
+
+@router.post("/estimate", response_model=s.IndexerEstimateResponse)
+def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.IndexerEstimateResponse:
+    model = _model(services, body.model)
+    figures = estimate_indexing(model, body.fields, body.record_count)
+    return s.IndexerEstimateResponse(
+        estimated_input_tokens=int(figures["estimated_input_tokens"]),
+        estimated_output_tokens=int(figures["estimated_output_tokens"]),
+        estimated_cost_usd=float(figures["estimated_cost_usd"]),
+        disclaimer=DISCLAIMER,
+    )
+
+
+def _helpers(services: Services, key: str | None) -> helpers.HelperContext:
+    return helpers.HelperContext(services.llm, services.configs, key)
+
+
+@router.post("/suggest-fields", response_model=s.SuggestFieldsResponse)
+async def suggest_fields(
+    body: s.SuggestFieldsRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.SuggestFieldsResponse:
+    if body.mock:
+        return mock.suggest_fields()
+    return await helpers.suggest_fields(_helpers(services, key), body)
+
+
+@router.post("/refine-fields", response_model=s.RefineFieldsResponse)
+async def refine_fields(
+    body: s.RefineFieldsRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.RefineFieldsResponse:
+    if body.mock:
+        return mock.refine_fields(body)
+    return await helpers.refine_fields(_helpers(services, key), body)
+
+
+@router.post("/group-tags", response_model=s.GroupTagsResponse, response_model_exclude_none=True)
+async def group_tags(
+    body: s.GroupTagsRequest, services: ServicesDep, key: OpenAIKeyDep
+) -> s.GroupTagsResponse:
+    if body.mock:
+        return mock.group_tags(body)
+    return await helpers.group_tags(_helpers(services, key), body)

@@ -1,0 +1,186 @@
+"""AutoIndexer extraction: one strict tool call per record, typed values, checked evidence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crystallise.indexer.evidence import verify_quotes
+from crystallise.indexer.schema_builder import TOOL_NAME, YES_NO, build_extraction_tool
+from crystallise.indexer.schemas import IndexerField, ProjectContext
+from crystallise.llm.client import LLMClient
+from crystallise.llm.cost import UsageTally
+from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.prompts import indexer as prompts
+from crystallise.screening.schemas import clean_text
+
+# An unverifiable quote halves the stated confidence (never presented as verified).
+UNVERIFIED_CONFIDENCE_FACTOR = 0.5
+
+
+@dataclass
+class ExtractionContext:
+    llm: LLMClient
+    model: str
+    fields: list[IndexerField]
+    project_context: ProjectContext | None = None
+    request_key: str | None = None
+    tally: UsageTally = field(default_factory=UsageTally)
+    model_version: str | None = None
+
+    def __post_init__(self) -> None:
+        self.tool = build_extraction_tool(self.fields)
+        self.system = prompts.EXTRACTION.system or ""
+        pc = self.project_context
+        self.context_block = ""
+        if pc and (pc.description or pc.research_questions):
+            questions = "\n".join(f"- {q}" for q in pc.research_questions)
+            self.context_block = (
+                f"Project context (data):\n{pc.description}\n{questions}\n\n".replace(
+                    "\n\n\n", "\n\n"
+                )
+            )
+
+
+def record_text(record: dict[str, Any]) -> tuple[str, str]:
+    title = clean_text(record.get("Title") or record.get("title"))
+    abstract = clean_text(record.get("Abstract") or record.get("abstract"))
+    return title, abstract
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value) if float(value).is_integer() else float(value)
+    try:
+        parsed = float(str(value).replace(",", "").strip())
+    except ValueError:
+        return None
+    return int(parsed) if parsed.is_integer() else parsed
+
+
+def coerce_value(field: IndexerField, value: Any) -> Any:
+    """Parse the model's value to the declared type (None when it cannot be)."""
+    kind = field.data_type_primary
+    if kind == "number":
+        return _number(value)
+    if kind == "yes_no":
+        text = str(value).strip().lower() if value is not None else "not_reported"
+        return text if text in YES_NO else "not_reported"
+    if kind == "list_number":
+        items = value if isinstance(value, list) else [value]
+        return [n for n in (_number(v) for v in items) if n is not None]
+    if kind == "list_text":
+        items = value if isinstance(value, list) else ([] if value is None else [value])
+        out = [str(v).strip() for v in items if str(v).strip()]
+        if field.examples_mode == "enum":
+            out = [v for v in out if v in field.examples]
+        return list(dict.fromkeys(out))
+    if value is None:
+        return None
+    text = str(value).strip()
+    if field.examples_mode == "enum" and text not in field.examples:
+        return None
+    return text or None
+
+
+def shape_field(field: IndexerField, raw: Any, title: str, abstract: str) -> dict[str, Any]:
+    raw = raw if isinstance(raw, dict) else {}
+    evidence = [str(q) for q in raw.get("evidence") or [] if str(q).strip()]
+    verified, missing = verify_quotes(evidence, title, abstract)
+    try:
+        confidence = min(max(float(raw.get("confidence", 0.0)), 0.0), 1.0)
+    except (TypeError, ValueError):
+        confidence = 0.0
+    if verified is False:
+        confidence = round(confidence * UNVERIFIED_CONFIDENCE_FACTOR, 3)
+    return {
+        "value": coerce_value(field, raw.get("value")),
+        "confidence": confidence,
+        "evidence": evidence,
+        "evidence_verified": verified,
+        "unverified_evidence": missing,
+        "reasoning": str(raw.get("reasoning") or ""),
+    }
+
+
+async def process_record(ctx: ExtractionContext, record: dict[str, Any]) -> dict[str, Any]:
+    """Extract every field of one record; an ``LLMError`` becomes ``indexing_status: error``."""
+    rid = str(record.get("ID")).strip()
+    title, abstract = record_text(record)
+    messages = [
+        {"role": "system", "content": ctx.system},
+        {
+            "role": "user",
+            "content": prompts.EXTRACTION.render_user(
+                project_context=ctx.context_block,
+                title=title or "[No title]",
+                abstract=abstract or "[No abstract]",
+            ),
+        },
+    ]
+    try:
+        result = await ctx.llm.chat(
+            messages,
+            model=ctx.model,
+            tools=[ctx.tool],
+            tool_choice={"type": "function", "function": {"name": TOOL_NAME}},
+            request_key=ctx.request_key,
+        )
+        ctx.tally.add(ctx.model, result.usage)
+        ctx.model_version = ctx.model_version or result.model_version
+        arguments = result.tool_arguments
+        if arguments is None:
+            raise LLMError("Model did not call the extraction function", ErrorCategory.TRANSIENT)
+    except LLMError as exc:
+        return {
+            "ID": rid,
+            "indexing_status": "error",
+            "error": exc.message,
+            "error_category": exc.category.value,
+        }
+    out: dict[str, Any] = {"ID": rid, "indexing_status": "ok"}
+    for fld in ctx.fields:
+        out[fld.name] = shape_field(fld, arguments.get(fld.name), title, abstract)
+    return out
+
+
+async def process_records(
+    ctx: ExtractionContext,
+    records: list[dict[str, Any]],
+    *,
+    max_workers: int = 4,
+    batch_size: int = 50,
+    on_result: Callable[[int, dict[str, Any]], Awaitable[None] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Process records ``batch_size`` at a time with at most ``max_workers`` in flight.
+
+    The LLM layer's process-wide limits still apply on top of ``max_workers``.
+    """
+    results: list[dict[str, Any]] = [{} for _ in records]
+    workers = asyncio.Semaphore(max_workers)
+
+    async def one(index: int, record: dict[str, Any]) -> None:
+        async with workers:
+            result = await process_record(ctx, record)
+        results[index] = result
+        if on_result is not None:
+            maybe = on_result(index, result)
+            if maybe is not None:
+                await maybe
+
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        await asyncio.gather(*(one(start + i, r) for i, r in enumerate(batch)))
+    return results
+
+
+def errors_of(results: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"Record {r.get('ID')}: {r.get('error')}"
+        for r in results
+        if r.get("indexing_status") == "error"
+    ]
