@@ -168,6 +168,14 @@ def main() -> None:
     # Seed design: one call per repetition plus one reasoning call, 10 in flight, 1 s each.
     seed_wall = max(label_calls_seed / args.rpm * 60, label_calls_seed * args.latency / 10)
     ours_prompt_per_paper = stats["prompt_tokens"] / n
+    label = stats["by_kind"].get("LabelOutput", [1, 1, 0, 0])
+    reason = stats["by_kind"].get("ReasoningOutput", [1, 1, 0, 0])
+    # Seed design: the labelling prompt is sent once per repetition (same prompt size), each
+    # answer as long as one of our n choices, plus one reasoning call per paper.
+    seed_tokens_per_paper = (
+        reps * (label[2] / label[0] + label[3] / label[1]) + (reason[2] + reason[3]) / reason[0]
+    )
+    ours_tokens_main = (label[2] + label[3] + reason[2] + reason[3]) / n
     print(
         f"papers={n} repetitions={reps} model={args.model} latency={args.latency}s limit={args.rpm} RPM"
     )
@@ -184,7 +192,10 @@ def main() -> None:
     print(
         f"| wall ÷ minimum | {out['wall_s'] / minimum:.2f}× | {seed_wall / (label_calls_seed / args.rpm * 60):.1f}× |"
     )
-    print(f"| tokens per paper (in + out) | {usage['tokens_per_paper']:.0f} | n/a (not run) |")
+    print(
+        f"| tokens per paper, labelling + reasoning | {ours_tokens_main:.0f} | {seed_tokens_per_paper:.0f} (derived from this run's per-call sizes) |"
+    )
+    print(f"| tokens per paper, all stages | {usage['tokens_per_paper']:.0f} | |")
     print(f"| prompt tokens per paper (server count) | {ours_prompt_per_paper:.0f} | |")
     print(
         f"| cached input share | {usage['cached_input_tokens'] / max(usage['input_tokens'], 1):.1%} | |"

@@ -119,6 +119,8 @@ class FakeState:
         self.files: dict[str, dict[str, Any]] = {}
         self.vector_stores: dict[str, dict[str, Any]] = {}
         self.chat_count = 0
+        # per response-format / tool name: [calls, choices, prompt_tokens, completion_tokens]
+        self.by_kind: dict[str, list[int]] = {}
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -129,6 +131,7 @@ class FakeState:
             "cached_tokens": self.cached_tokens,
             "peak_concurrency": self.peak_in_flight,
             "max_prompt_tokens": self.max_prompt_tokens,
+            "by_kind": self.by_kind,
         }
 
 
@@ -491,6 +494,14 @@ class FakeOpenAI:
         state.completion_tokens += completion_tokens
         state.cached_tokens += cached
         state.statuses[200] += 1
+        kind_name = (rf.get("json_schema") or {}).get("name") or (
+            tools[0]["function"]["name"] if tools else "text"
+        )
+        row = state.by_kind.setdefault(kind_name, [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += n
+        row[2] += prompt_tokens
+        row[3] += completion_tokens
         record["usage"] = {
             "model": model,
             "prompt_tokens": prompt_tokens,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crystallise.common.logging import get_logger
+from crystallise.common.secrets import SecretBox
 from crystallise.db.jobs import JobKind, JobStore, as_utc, utcnow
 from crystallise.llm.errors import ErrorCategory, LLMError
 
@@ -80,11 +81,24 @@ JobFunction = Callable[[JobContext], Awaitable[JobOutcome]]
 
 
 class JobRunner:
-    """Runs registered job functions as asyncio tasks and records their terminal state."""
+    """Runs registered job functions and records their terminal state.
 
-    def __init__(self, store: JobStore, handlers: dict[str, JobFunction] | None = None) -> None:
+    ``submit`` runs a job as a task of this process; ``execute`` runs one to completion and
+    is what a queue worker awaits. State lives in the database, so any process can resume.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        handlers: dict[str, JobFunction] | None = None,
+        *,
+        secret_box: SecretBox | None = None,
+        heartbeat_s: float = 5.0,
+    ) -> None:
         self.store = store
         self.handlers: dict[str, JobFunction] = dict(handlers or {})
+        self.secret_box = secret_box
+        self.heartbeat_s = heartbeat_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel: dict[str, asyncio.Event] = {}
         self._keys: dict[str, str] = {}
@@ -99,8 +113,7 @@ class JobRunner:
         self._start(kind, job_id, resumed=False)
 
     def _start(self, kind: JobKind, job_id: str, *, resumed: bool) -> None:
-        event = self._cancel.setdefault(job_id, asyncio.Event())
-        task = asyncio.get_running_loop().create_task(self._run(kind, job_id, event, resumed))
+        task = asyncio.get_running_loop().create_task(self.execute(kind, job_id, resumed=resumed))
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._forget(job_id))
 
@@ -113,7 +126,10 @@ class JobRunner:
         return set(self._tasks)
 
     def cancel(self, kind: JobKind, job_id: str) -> None:
-        """Request cancellation: the job stops starting new calls and ends ``cancelled``."""
+        """Request cancellation: the job stops starting new calls and ends ``cancelled``.
+
+        The flag is stored, so a job running in another process sees it within a second.
+        """
         row = self.store.request_cancel(kind, job_id)
         if row is not None and row.status == "pending" and job_id not in self._tasks:
             self._finish_cancelled(kind, job_id)
@@ -122,7 +138,7 @@ class JobRunner:
             event.set()
 
     async def resume_unfinished(self) -> list[str]:
-        """On start-up: continue every pending/running job from its checkpoint."""
+        """Single-process start-up: continue every pending/running job from its checkpoint."""
         resumed: list[str] = []
         for kind in ("screening", "indexer"):
             if kind not in self.handlers:
@@ -130,23 +146,46 @@ class JobRunner:
             for row in self.store.unfinished_jobs(kind):  # type: ignore[arg-type]
                 if row.id in self._tasks:
                     continue
-                if row.key_source == "request":
-                    self.store.update_job(
-                        kind,  # type: ignore[arg-type]
-                        row.id,
-                        status="failed",
-                        error="The server restarted and the job's per-request OpenAI key is gone; "
-                        "re-submit the job.",
-                        error_category="server_restart",
-                        error_retryable=True,
-                        completed_at=utcnow(),
-                    )
+                if row.key_source == "request" and self._request_key(row) is None:
+                    self.fail_server_restart(kind, row.id)  # type: ignore[arg-type]
                     continue
                 self._start(kind, row.id, resumed=True)  # type: ignore[arg-type]
                 resumed.append(row.id)
         if resumed:
             log.info("jobs_resumed", count=len(resumed))
         return resumed
+
+    def fail_orphaned(self, stale_after_s: float) -> int:
+        """Fail jobs whose per-request key lived only in a process that went silent."""
+        failed = 0
+        cutoff = utcnow().timestamp() - stale_after_s
+        for kind in ("screening", "indexer"):
+            for row in self.store.unfinished_jobs(kind):  # type: ignore[arg-type]
+                updated = as_utc(row.updated_at)
+                if (
+                    row.key_source == "request"
+                    and not row.encrypted_openai_key
+                    and row.id not in self._tasks
+                    and updated is not None
+                    and updated.timestamp() < cutoff
+                ):
+                    self.fail_server_restart(kind, row.id)  # type: ignore[arg-type]
+                    failed += 1
+        return failed
+
+    def fail_server_restart(self, kind: JobKind, job_id: str) -> None:
+        """End a job whose per-request key is gone (integration contract: re-submit)."""
+        self.store.update_job(
+            kind,
+            job_id,
+            status="failed",
+            error="The server restarted and the job's per-request OpenAI key is gone; "
+            "re-submit the job.",
+            error_category="server_restart",
+            error_retryable=True,
+            completed_at=utcnow(),
+            encrypted_openai_key=None,
+        )
 
     async def shutdown(self) -> None:
         """Stop running tasks; their jobs stay ``running`` and resume on next start."""
@@ -160,17 +199,38 @@ class JobRunner:
         if task is not None:
             await asyncio.wait_for(asyncio.shield(task), timeout)
 
+    def _request_key(self, row: Any) -> str | None:
+        """The job's per-request key: in this process's memory, or decrypted from the row."""
+        if row.id in self._keys:
+            return self._keys[row.id]
+        if row.encrypted_openai_key and self.secret_box is not None:
+            return self.secret_box.decrypt(row.encrypted_openai_key)
+        return None
+
+    async def _heartbeat(self, kind: JobKind, job_id: str) -> None:
+        """Touch ``updated_at`` while the job runs here, so others can tell it is alive."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            await asyncio.to_thread(self.store.update_job, kind, job_id)
+
     # ---- one job ---------------------------------------------------------------
-    async def _run(self, kind: JobKind, job_id: str, event: asyncio.Event, resumed: bool) -> None:
+    async def execute(self, kind: JobKind, job_id: str, *, resumed: bool = False) -> None:
+        """Run one job to a terminal state (or until this process stops). Idempotent."""
         handler = self.handlers[kind]
         row = self.store.get_job(kind, job_id)
         if row is None or row.status in ("completed", "failed", "cancelled"):
             return
+        request_key = self._request_key(row) if row.key_source == "request" else None
+        if row.key_source == "request" and request_key is None:
+            self.fail_server_restart(kind, job_id)
+            return
+        event = self._cancel.setdefault(job_id, asyncio.Event())
         started_at = as_utc(row.started_at) or utcnow()
         self.store.update_job(kind, job_id, status="running", started_at=started_at)
-        ctx = JobContext(kind, job_id, self.store, self._keys.get(job_id), event, resumed)
+        ctx = JobContext(kind, job_id, self.store, request_key, event, resumed)
         if row.cancel_requested:
             event.set()
+        heartbeat = asyncio.create_task(self._heartbeat(kind, job_id))
         try:
             ctx.raise_if_cancelled()
             outcome = await handler(ctx)
@@ -206,21 +266,13 @@ class JobRunner:
                 },
             )
             return
-        status = (
-            "cancelled"
-            if ctx.cancel_event.is_set() and outcome.values.get("_partial")
-            else "completed"
-        )
+        finally:
+            heartbeat.cancel()
         values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
-        self._finish(kind, job_id, started_at, status, {"progress": 1.0, **values})
+        self._finish(kind, job_id, started_at, "completed", {"progress": 1.0, **values})
 
     def _finish(
-        self,
-        kind: JobKind,
-        job_id: str,
-        started_at: Any,
-        status: str,
-        values: dict[str, Any],
+        self, kind: JobKind, job_id: str, started_at: Any, status: str, values: dict[str, Any]
     ) -> None:
         now = utcnow()
         duration = int((now - started_at).total_seconds() * 1000)
@@ -230,23 +282,14 @@ class JobRunner:
             status=status,
             completed_at=now,
             duration_ms=duration,
+            encrypted_openai_key=None,  # the per-request key lives no longer than its job
             **values,
         )
-        log.info(
-            "job_finished",
-            job_id=job_id,
-            kind=kind,
-            status=status,
-            duration_ms=duration,
-        )
+        log.info("job_finished", job_id=job_id, kind=kind, status=status, duration_ms=duration)
 
     def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
         row = self.store.get_job(kind, job_id)
         started = as_utc(row.started_at) if row else None
         self._finish(
-            kind,
-            job_id,
-            started or utcnow(),
-            "cancelled",
-            {"error": "Cancelled by request"},
+            kind, job_id, started or utcnow(), "cancelled", {"error": "Cancelled by request"}
         )

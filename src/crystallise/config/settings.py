@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         SecretStr(""),
         description="Server secret used to encrypt per-request keys at rest.",
     )
+    job_queue: str = Field(
+        "auto",
+        description="auto (PostgreSQL: procrastinate, SQLite: inprocess), inprocess, procrastinate.",
+        pattern="^(auto|inprocess|procrastinate)$",
+    )
+    worker_concurrency: int = Field(
+        4, ge=1, description="Jobs one `crystallise worker` runs at once."
+    )
+    worker_heartbeat_s: float = Field(5.0, gt=0, description="Worker heartbeat interval.")
+    worker_stalled_after_s: float = Field(
+        20.0, gt=0, description="A job whose worker is silent this long is picked up by another."
+    )
     job_retention_days: int = Field(30, ge=0, description="Purge terminal jobs older; 0 = keep.")
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool | None = Field(None, description="JSON logs; default: when not on a TTY.")
@@ -76,6 +88,22 @@ class Settings(BaseSettings):
     def server_openai_key(self) -> str:
         """The fallback key: OPENAI_API_KEY, then CRYSTALLISE_OPENAI_API_KEY (§4.1)."""
         return self.openai_env_api_key.get_secret_value() or self.openai_api_key.get_secret_value()
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def uses_queue(self) -> bool:
+        """True when jobs go through the procrastinate queue to `crystallise worker` processes."""
+        if self.job_queue == "procrastinate":
+            return True
+        return self.job_queue == "auto" and self.is_postgres
+
+    @property
+    def postgres_conninfo(self) -> str:
+        """libpq connection string for procrastinate (psycopg 3)."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     @property
     def sqlalchemy_url(self) -> str:

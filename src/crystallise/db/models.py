@@ -36,6 +36,8 @@ class _JobColumns:
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # "none" (mock), "server" (server key), "request" (per-request key, held in memory only)
     key_source: Mapped[str] = mapped_column(String(16), default="server")
+    # A per-request key, Fernet-encrypted with CRYSTALLISE_SECRET_KEY, erased when the job ends.
+    encrypted_openai_key: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,24 @@
+"""The TrialSieve evaluation script runs end to end (against the fake server: figures are noise)."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.extraction_trialsieve import GOLD, main, parse_number
+
+
+def test_parse_number() -> None:
+    assert (
+        parse_number("117") == 117
+        and parse_number("Thirty-seven") == 37
+        and parse_number("1,024") == 1024
+    )
+
+
+@pytest.mark.skipif(not GOLD.exists(), reason=f"dataset not found at {GOLD}")
+def test_runs_against_fake_server(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--fake", "--limit", "4", "--split", "validation", "--model", "gpt-4.1-mini"]) == 0
+    out = capsys.readouterr().out
+    assert "figures mean nothing" in out
+    for field in ("sample_size", "condition", "interventions", "evidence quotes"):
+        assert f"| {field} |" in out
