@@ -375,6 +375,7 @@ class FakeOpenAI:
             "body": body,
             "prompt_tokens": prompt_tokens,
             "usage": None,
+            "t": time.time(),
         }
         self.state.requests.append(record)
         self.state.max_prompt_tokens = max(self.state.max_prompt_tokens, prompt_tokens)

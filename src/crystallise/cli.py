@@ -16,6 +16,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--port", type=int, default=None, help="Port (default CRYSTALLISE_API_PORT)."
     )
+    worker = sub.add_parser(
+        "worker", help="Run queued jobs (needs CRYSTALLISE_DATABASE_URL on PostgreSQL)."
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="Jobs at once (CRYSTALLISE_WORKER_CONCURRENCY).",
+    )
     db = sub.add_parser("db", help="Database commands.")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="Apply all migrations to CRYSTALLISE_DATABASE_URL.")
@@ -39,7 +48,25 @@ def main(argv: list[str] | None = None) -> int:
         from crystallise.db.engine import upgrade_database
 
         upgrade_database(settings.sqlalchemy_url)
+        if settings.is_postgres:
+            import asyncio
+
+            from crystallise.batch.queue import build_queue_app, ensure_queue_schema
+
+            async def queue_schema() -> None:
+                app = build_queue_app(settings.postgres_conninfo)
+                async with app.open_async():
+                    await ensure_queue_schema(app)
+
+            asyncio.run(queue_schema())
         print("database upgraded to head")
+        return 0
+    if args.command == "worker":
+        import asyncio
+
+        from crystallise.worker import run_worker
+
+        asyncio.run(run_worker(settings, args.concurrency))
         return 0
     parser.print_help()
     return 2

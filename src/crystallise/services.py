@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from crystallise.batch.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
 from crystallise.batch.runner import JobRunner
+from crystallise.common.secrets import SecretBox
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
@@ -23,6 +25,8 @@ class Services:
     configs: ConfigRegistry
     llm: LLMClient
     runner: JobRunner
+    dispatcher: JobDispatcher
+    secret_box: SecretBox | None
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -33,16 +37,27 @@ class Services:
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         jobs = JobStore(sessions)
+        secret = settings.secret_key.get_secret_value()
+        box = SecretBox(secret) if secret else None
+        runner = JobRunner(jobs, secret_box=box, heartbeat_s=settings.worker_heartbeat_s)
+        dispatcher: JobDispatcher = (
+            QueueDispatcher(runner, settings.postgres_conninfo)
+            if settings.uses_queue
+            else InProcessDispatcher(runner)
+        )
         return cls(
             settings=settings,
             engine=engine,
             jobs=jobs,
             configs=ConfigRegistry(ServiceConfigStore(sessions), settings.default_model),
             llm=LLMClient(settings),
-            runner=JobRunner(jobs),
+            runner=runner,
+            dispatcher=dispatcher,
+            secret_box=box,
         )
 
     async def aclose(self) -> None:
         await self.runner.shutdown()
+        await self.dispatcher.stop()
         await self.llm.aclose()
         self.engine.dispose()

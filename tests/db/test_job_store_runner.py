@@ -149,3 +149,14 @@ async def test_retention_purges_only_old_terminal_jobs(store: JobStore) -> None:
         and store.get_job("screening", running) is not None
     )
     assert store.purge_expired(0) == 0
+
+
+async def test_cancel_flag_set_by_another_process_is_seen(store: JobStore) -> None:
+    runner = JobRunner(store, {"screening": _words_job(delay=0.05)})
+    job_id = _create(store, n=60)
+    runner.submit("screening", job_id)
+    await asyncio.sleep(0.2)
+    store.request_cancel("screening", job_id)  # what an API process on another machine does
+    await runner.wait(job_id, timeout=10)
+    assert store.get_job("screening", job_id).status == "cancelled"  # type: ignore[union-attr]
+    assert store.count_items(job_id, ["done"]) < 60

@@ -28,16 +28,22 @@ def _protected_routers() -> list[APIRouter]:
     return [config.router, criteria.router, screening.router, indexer.router]
 
 
-async def _retention_loop(services: Services) -> None:
-    """Purge terminal jobs older than the retention period, hourly."""
+async def _maintenance_loop(services: Services) -> None:
+    """Hourly: purge terminal jobs past retention. Every heartbeat: fail orphaned jobs."""
+    settings = services.settings
+    next_purge = 0.0
     while True:
+        now = asyncio.get_running_loop().time()
         with suppress(Exception):
-            purged = await asyncio.to_thread(
-                services.jobs.purge_expired, services.settings.job_retention_days
-            )
-            if purged:
-                log.info("jobs_purged", count=purged)
-        await asyncio.sleep(RETENTION_INTERVAL_S)
+            if now >= next_purge:
+                next_purge = now + RETENTION_INTERVAL_S
+                purged = await asyncio.to_thread(
+                    services.jobs.purge_expired, settings.job_retention_days
+                )
+                if purged:
+                    log.info("jobs_purged", count=purged)
+            await asyncio.to_thread(services.dispatcher.maintain, settings.worker_stalled_after_s)
+        await asyncio.sleep(settings.worker_heartbeat_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,8 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         set_default_client(services.llm)
         await asyncio.to_thread(warm_up)
-        await services.runner.resume_unfinished()
-        retention = asyncio.create_task(_retention_loop(services))
+        await services.dispatcher.start()
+        retention = asyncio.create_task(_maintenance_loop(services))
         try:
             yield
         finally:

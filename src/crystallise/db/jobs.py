@@ -65,6 +65,7 @@ class JobStore:
         key_source: str = "server",
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        encrypted_openai_key: str | None = None,
     ) -> JobRow:
         """Insert a pending job and one row per ``(item_id, input)`` in one transaction."""
         now = utcnow()
@@ -83,6 +84,7 @@ class JobStore:
             key_source=key_source,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            encrypted_openai_key=encrypted_openai_key,
             created_at=now,
             updated_at=now,
         )

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
-from crystallise.api.jobs_common import bad_request, get_job_or_404, iso, key_source
+from crystallise.api.jobs_common import (
+    bad_request,
+    create_and_dispatch,
+    event_stream,
+    find_idempotent,
+    get_job_or_404,
+    iso,
+    key_source,
+    request_fingerprint,
+)
 from crystallise.config.model_capabilities import get_capabilities
 from crystallise.db.jobs import JobRow
 from crystallise.indexer import helpers, mock
@@ -86,8 +97,17 @@ def _summary(row: JobRow) -> s.IndexerJobSummary:
 
 @router.post("/jobs", response_model=s.IndexerJobCreated)
 async def create_job(
-    body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
+    body: s.IndexerRequest,
+    services: ServicesDep,
+    key: OpenAIKeyDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> s.IndexerJobCreated:
+    fingerprint = request_fingerprint(body)
+    existing = find_idempotent(services, "indexer", idempotency_key, fingerprint)
+    if existing is not None:
+        return s.IndexerJobCreated(
+            job_id=existing.id, status=existing.status, progress=existing.progress
+        )
     _check_size(services, body)
     model = _model(services, body.model)
     records = body.selected_records()
@@ -101,9 +121,12 @@ async def create_job(
         "max_workers": body.max_workers,
         "batch_size": body.batch_size,
     }
-    await asyncio.to_thread(
-        services.jobs.create_job,
+    row = await create_and_dispatch(
+        services,
         "indexer",
+        request_key=key if source == "request" else None,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
         job_id=job_id,
         items=[(str(r["ID"]).strip(), r) for r in records],
         project_id=body.project_id,
@@ -113,8 +136,13 @@ async def create_job(
         estimated_cost_usd=float(estimate["estimated_cost_usd"]),
         key_source=source,
     )
-    services.runner.submit("indexer", job_id, key if source == "request" else None)
-    return s.IndexerJobCreated(job_id=job_id, status="pending", progress=0.0)
+    return s.IndexerJobCreated(job_id=row.id, status=row.status, progress=row.progress)
+
+
+@router.get("/jobs/{job_id}/events")
+def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+    """Server-sent events: progress, stage changes and the terminal state."""
+    return event_stream(services, "indexer", job_id, request)
 
 
 @router.get("/jobs/{job_id}", response_model=s.IndexerJobResponse, response_model_exclude_none=True)

@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
-from crystallise.api.jobs_common import bad_request, get_job_or_404, iso, key_source
+from crystallise.api.jobs_common import (
+    bad_request,
+    create_and_dispatch,
+    event_stream,
+    find_idempotent,
+    get_job_or_404,
+    iso,
+    key_source,
+    request_fingerprint,
+)
 from crystallise.config.model_capabilities import get_capabilities
 from crystallise.db.jobs import JobRow
 from crystallise.llm.tokens import estimate_text_tokens
@@ -52,8 +62,15 @@ def _results(services: Services, job_id: str) -> list[dict[str, Any]]:
 
 @router.post("/jobs", response_model=s.JobCreated)
 async def create_job(
-    body: s.ScreeningRequest, services: ServicesDep, key: OpenAIKeyDep
+    body: s.ScreeningRequest,
+    services: ServicesDep,
+    key: OpenAIKeyDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> s.JobCreated:
+    fingerprint = request_fingerprint(body)
+    existing = find_idempotent(services, "screening", idempotency_key, fingerprint)
+    if existing is not None:
+        return _created(existing)
     settings = services.settings
     if len(body.papers) > settings.max_papers_per_job:
         raise bad_request(
@@ -99,12 +116,14 @@ async def create_job(
             )
         },
     }
-    items = [(p.id, p.model_dump()) for p in body.papers]
-    await asyncio.to_thread(
-        services.jobs.create_job,
+    row = await create_and_dispatch(
+        services,
         "screening",
+        request_key=key if source == "request" else None,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
         job_id=job_id,
-        items=items,
+        items=[(p.id, p.model_dump()) for p in body.papers],
         project_id=body.project_id,
         model=model,
         mock=body.mock,
@@ -112,8 +131,19 @@ async def create_job(
         estimated_cost_usd=cost,
         key_source=source,
     )
-    services.runner.submit("screening", job_id, key if source == "request" else None)
+    if row.id != job_id:  # a concurrent request with the same Idempotency-Key created it
+        return _created(row)
     return s.JobCreated(job_id=job_id, status="pending", progress=0.0, stage="")
+
+
+def _created(row: JobRow) -> s.JobCreated:
+    return s.JobCreated(job_id=row.id, status=row.status, progress=row.progress, stage=row.stage)
+
+
+@router.get("/jobs/{job_id}/events")
+def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
+    """Server-sent events: progress, stage changes and the terminal state."""
+    return event_stream(services, "screening", job_id, request)
 
 
 @router.get(
