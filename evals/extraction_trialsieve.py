@@ -112,8 +112,8 @@ def parse_number(text: str) -> float | None:
     return float(total) if total else None
 
 
-def load(split: str, limit: int) -> list[dict[str, Any]]:
-    with GOLD.open(newline="", encoding="utf-8") as fh:
+def load(split: str, limit: int, gold: pathlib.Path = GOLD) -> list[dict[str, Any]]:
+    with gold.open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if split == "all" or r["split"] == split]
     return rows[:limit]
 
@@ -188,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="gpt-5-mini")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--fake", action="store_true", help="run against the bundled fake server")
+    parser.add_argument("--gold", type=pathlib.Path, default=GOLD, help="TrialSieve gold CSV")
     args = parser.parse_args(argv)
-    rows = load(args.split, args.limit)
+    rows = load(args.split, args.limit, args.gold)
     server = None
     if args.fake:
         from tests.fake_openai import FakeOpenAIServer

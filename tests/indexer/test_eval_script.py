@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from evals.extraction_trialsieve import GOLD, main, parse_number
+from evals.extraction_trialsieve import main, parse_number
+
+SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "trialsieve_sample.csv"
 
 
 def test_parse_number() -> None:
@@ -15,10 +19,24 @@ def test_parse_number() -> None:
     )
 
 
-@pytest.mark.skipif(not GOLD.exists(), reason=f"dataset not found at {GOLD}")
 def test_runs_against_fake_server(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--fake", "--limit", "4", "--split", "validation", "--model", "gpt-4.1-mini"]) == 0
+    assert (
+        main(
+            [
+                "--fake",
+                "--gold",
+                str(SAMPLE),
+                "--limit",
+                "5",
+                "--split",
+                "validation",
+                "--model",
+                "gpt-4.1-mini",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "figures mean nothing" in out
+    assert "5 records" in out and "figures mean nothing" in out
     for field in ("sample_size", "condition", "interventions", "evidence quotes"):
         assert f"| {field} |" in out

@@ -6,15 +6,16 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
+from crystallise.api.deps import ServicesDep
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.services import Services
@@ -174,3 +175,36 @@ def event_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def add_job_routes(
+    router: APIRouter,
+    kind: JobKind,
+    summary: Callable[[JobRow], BaseModel],
+    summary_model: Any,
+) -> None:
+    """The routes both async-job kinds share: list, active-job, cancel, events."""
+
+    @router.get("/jobs", response_model=list[summary_model])  # type: ignore[valid-type]
+    def list_jobs(services: ServicesDep, limit: int = Query(50, ge=1, le=1000)) -> list[BaseModel]:
+        return [summary(r) for r in services.jobs.list_jobs(kind, limit)]
+
+    @router.get("/active-job", response_model=summary_model | None)
+    def active_job(services: ServicesDep, project_id: int = Query(...)) -> BaseModel | None:
+        """The pending/running job of this project, or null (dedupe before starting one)."""
+        row = services.jobs.active_job(kind, project_id)
+        return summary(row) if row else None
+
+    @router.post("/jobs/{job_id}/cancel", response_model=summary_model)
+    def cancel_job(job_id: str, services: ServicesDep) -> BaseModel:
+        """Stop starting calls; the job ends ``cancelled`` with its partial results kept."""
+        get_job_or_404(services, kind, job_id)
+        services.runner.cancel(kind, job_id)
+        return summary(get_job_or_404(services, kind, job_id))
+
+    @router.get("/jobs/{job_id}/events")
+    def job_events_stream(
+        job_id: str, request: Request, services: ServicesDep
+    ) -> StreamingResponse:
+        """Server-sent events: progress, stage changes and the terminal state."""
+        return event_stream(services, kind, job_id, request)

@@ -6,14 +6,13 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.api.jobs_common import (
+    add_job_routes,
     bad_request,
     create_and_dispatch,
-    event_stream,
     find_idempotent,
     get_job_or_404,
     iso,
@@ -139,12 +138,6 @@ async def create_job(
     return s.IndexerJobCreated(job_id=row.id, status=row.status, progress=row.progress)
 
 
-@router.get("/jobs/{job_id}/events")
-def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
-    """Server-sent events: progress, stage changes and the terminal state."""
-    return event_stream(services, "indexer", job_id, request)
-
-
 @router.get("/jobs/{job_id}", response_model=s.IndexerJobResponse, response_model_exclude_none=True)
 async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
     row = get_job_or_404(services, "indexer", job_id)
@@ -182,26 +175,6 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )
-
-
-@router.get("/jobs", response_model=list[s.IndexerJobSummary])
-def list_jobs(
-    services: ServicesDep, limit: int = Query(50, ge=1, le=1000)
-) -> list[s.IndexerJobSummary]:
-    return [_summary(r) for r in services.jobs.list_jobs("indexer", limit)]
-
-
-@router.get("/active-job", response_model=s.IndexerJobSummary | None)
-def active_job(services: ServicesDep, project_id: int = Query(...)) -> s.IndexerJobSummary | None:
-    row = services.jobs.active_job("indexer", project_id)
-    return _summary(row) if row else None
-
-
-@router.post("/jobs/{job_id}/cancel", response_model=s.IndexerJobSummary)
-def cancel_job(job_id: str, services: ServicesDep) -> s.IndexerJobSummary:
-    get_job_or_404(services, "indexer", job_id)
-    services.runner.cancel("indexer", job_id)
-    return _summary(get_job_or_404(services, "indexer", job_id))
 
 
 @router.post("/estimate", response_model=s.IndexerEstimateResponse)
@@ -245,3 +218,6 @@ async def group_tags(
     if body.mock:
         return mock.group_tags(body)
     return await helpers.group_tags(_helpers(services, key), body)
+
+
+add_job_routes(router, "indexer", _summary, s.IndexerJobSummary)

@@ -7,14 +7,13 @@ import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Header, Query
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.api.jobs_common import (
+    add_job_routes,
     bad_request,
     create_and_dispatch,
-    event_stream,
     find_idempotent,
     get_job_or_404,
     iso,
@@ -140,12 +139,6 @@ def _created(row: JobRow) -> s.JobCreated:
     return s.JobCreated(job_id=row.id, status=row.status, progress=row.progress, stage=row.stage)
 
 
-@router.get("/jobs/{job_id}/events")
-def job_events(job_id: str, request: Request, services: ServicesDep) -> StreamingResponse:
-    """Server-sent events: progress, stage changes and the terminal state."""
-    return event_stream(services, "screening", job_id, request)
-
-
 @router.get(
     "/jobs/{job_id}", response_model=s.ScreeningJobResponse, response_model_exclude_none=True
 )
@@ -176,26 +169,6 @@ async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )
-
-
-@router.get("/jobs", response_model=list[s.ScreeningJobSummary])
-def list_jobs(
-    services: ServicesDep, limit: int = Query(50, ge=1, le=1000)
-) -> list[s.ScreeningJobSummary]:
-    return [_summary(r) for r in services.jobs.list_jobs("screening", limit)]
-
-
-@router.get("/active-job", response_model=s.ScreeningJobSummary | None)
-def active_job(services: ServicesDep, project_id: int = Query(...)) -> s.ScreeningJobSummary | None:
-    row = services.jobs.active_job("screening", project_id)
-    return _summary(row) if row else None
-
-
-@router.post("/jobs/{job_id}/cancel", response_model=s.ScreeningJobSummary)
-def cancel_job(job_id: str, services: ServicesDep) -> s.ScreeningJobSummary:
-    get_job_or_404(services, "screening", job_id)
-    services.runner.cancel("screening", job_id)
-    return _summary(get_job_or_404(services, "screening", job_id))
 
 
 @router.get("/jobs/{job_id}/results", response_model=s.ResultsPage)
@@ -236,3 +209,6 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         repetitions=body.repetitions,
         disclaimer=DISCLAIMER,
     )
+
+
+add_job_routes(router, "screening", _summary, s.ScreeningJobSummary)
