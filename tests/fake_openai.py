@@ -436,7 +436,7 @@ class FakeOpenAI:
         choices = []
         completion_tokens = 0
         for i in range(n):
-            gen = Generator(f"{text}|{i}", source)
+            gen = Generator(f"{text}|{i}|{state.chat_count}", source)  # sampled, like a model
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": None,
