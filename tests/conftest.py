@@ -120,6 +120,8 @@ def sqlite_settings(tmp_path: object, fake: FakeOpenAIServer) -> Settings:
 
 
 @pytest.fixture
-def client(sqlite_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(sqlite_settings)) as test_client:
+def client(sqlite_settings: Settings, fake: FakeOpenAIServer) -> Iterator[TestClient]:
+    app = create_app(sqlite_settings)
+    app.state.fake = fake  # lets a test reach the fake provider this app talks to
+    with TestClient(app) as test_client:
         yield test_client

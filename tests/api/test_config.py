@@ -83,3 +83,39 @@ def test_prompt_registry_lists_prompt_info(client: TestClient) -> None:
         assert prompt["system_or_user"] in {"system", "user", "both"}
         assert isinstance(prompt["has_variables"], bool) and prompt["description"]
         assert prompt["name"].count(".") >= 1
+
+
+def test_admin_overrides_reach_the_pipelines(client: TestClient) -> None:
+    """A system prompt / temperature set through the config API is what the model receives."""
+    import time
+
+    from tests.fake_openai import FakeOpenAIServer
+
+    fake: FakeOpenAIServer = client.app.state.fake  # type: ignore[attr-defined]
+    client.put(
+        "/v1/config/services/screening", json={"system_prompt": "CUSTOM RUBRIC", "temperature": 0.3}
+    )
+    client.put("/v1/config/services/extraction", json={"system_prompt": "CUSTOM EXTRACTION RULES"})
+    job = client.post(
+        "/v1/screening/jobs", json={"papers": [{"id": "a", "title": "t"}], "model": "gpt-4.1-mini"}
+    ).json()
+    for _ in range(200):
+        if client.get(f"/v1/screening/jobs/{job['job_id']}").json()["status"] == "completed":
+            break
+        time.sleep(0.02)
+    label = next(
+        r["body"]
+        for r in fake.requests()
+        if r["body"]["response_format"]["json_schema"]["name"] == "LabelOutput"
+    )
+    assert (
+        label["messages"][0]["content"].startswith("CUSTOM RUBRIC") and label["temperature"] == 0.3
+    )
+    client.post(
+        "/v1/indexer/run",
+        json={
+            "records": [{"ID": 1, "Title": "t"}],
+            "fields": [{"name": "n", "data_type_primary": "number"}],
+        },
+    )
+    assert fake.requests()[-1]["body"]["messages"][0]["content"] == "CUSTOM EXTRACTION RULES"

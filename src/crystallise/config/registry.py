@@ -77,6 +77,11 @@ class ConfigRegistry:
                 config.system_prompt = prompt.system
         return config
 
+    def system_override(self, service_id: str) -> str | None:
+        """The admin's replacement system prompt for this service, if one was set."""
+        value = self._store.get_override(service_id).get("system_prompt")
+        return value if isinstance(value, str) and value.strip() else None
+
     def all(self) -> list[ServiceConfig]:
         return [self.get(sid) for sid in self.service_ids()]
 

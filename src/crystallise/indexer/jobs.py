@@ -23,7 +23,14 @@ def make_indexer_job(services: Services) -> JobFunction:
         config: dict[str, Any] = job.config
         fields = [IndexerField(**f) for f in config["fields"]]
         pc = ProjectContext(**config["project_context"]) if config.get("project_context") else None
-        ext = ExtractionContext(services.llm, job.model, fields, pc, ctx.request_key)
+        ext = ExtractionContext(
+            services.llm,
+            job.model,
+            fields,
+            pc,
+            ctx.request_key,
+            system_prompt=config.get("system_prompt"),
+        )
         if job.usage and job.usage.get("tally"):
             ext.tally.merge_dict(job.usage["tally"])
         total = job.item_count

@@ -27,12 +27,13 @@ class ExtractionContext:
     fields: list[IndexerField]
     project_context: ProjectContext | None = None
     request_key: str | None = None
+    system_prompt: str | None = None  # admin override of the extraction rules (config API)
     tally: UsageTally = field(default_factory=UsageTally)
     model_version: str | None = None
 
     def __post_init__(self) -> None:
         self.tool = build_extraction_tool(self.fields)
-        self.system = prompts.EXTRACTION.system or ""
+        self.system = self.system_prompt or prompts.EXTRACTION.system or ""
         pc = self.project_context
         self.context_block = ""
         if pc and (pc.description or pc.research_questions):

@@ -20,6 +20,8 @@ def spec_from_config(job_id: str, config: dict[str, object]) -> ScreeningSpec:
         repetitions=int(config["repetitions"]),  # type: ignore[call-overload]
         threshold=float(config["threshold"]),  # type: ignore[arg-type]
         clusters_type=config.get("clusters_type"),  # type: ignore[arg-type]
+        label_system=config.get("label_system"),  # type: ignore[arg-type]
+        temperature=config.get("temperature"),  # type: ignore[arg-type]
     )
 
 

@@ -55,6 +55,8 @@ class ScreeningSpec:
     repetitions: int
     threshold: float
     clusters_type: str | None
+    label_system: str | None = None  # admin override of the labelling rubric (config API)
+    temperature: float | None = None  # from the service config; default sampling when None
 
 
 @dataclass
@@ -126,7 +128,8 @@ class ScreeningPipeline:
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
         self.reasoning_schema = _reasoning_model(self.ids)
-        self.label_system = f"{prompts.LABELLING.system}\n\n{self.context}"
+        self.label_system = f"{spec.label_system or prompts.LABELLING.system}\n\n{self.context}"
+        self.temperature = spec.temperature if self.caps.supports_temperature else None
         self.reason_system = f"{prompts.REASONING.system}\n\n{self.context}"
         self.effort = "minimal" if "minimal" in self.caps.reasoning_efforts else None
         self._last_usage_save = 0.0
@@ -161,7 +164,11 @@ class ScreeningPipeline:
         reps = self.spec.repetitions
         messages = [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
         max_out = 16 if not self.effort else 1024
-        kw: dict[str, Any] = {"output_schema": LabelOutput, "max_output_tokens": max_out}
+        kw: dict[str, Any] = {
+            "output_schema": LabelOutput,
+            "max_output_tokens": max_out,
+            "temperature": self.temperature,
+        }
         if self.effort:
             kw["reasoning_effort"] = self.effort
         scores: list[int] = []

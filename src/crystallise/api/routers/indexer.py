@@ -65,7 +65,14 @@ async def run(
             },
         )
     key_source(services, False, key)
-    ctx = ExtractionContext(services.llm, model, body.fields, body.project_context, key)
+    ctx = ExtractionContext(
+        services.llm,
+        model,
+        body.fields,
+        body.project_context,
+        key,
+        system_prompt=services.configs.system_override("extraction"),
+    )
     results = await process_records(
         ctx, records, max_workers=body.max_workers, batch_size=body.batch_size
     )
@@ -116,6 +123,7 @@ async def create_job(
     config = {
         "fields": [f.model_dump() for f in body.fields],
         "project_context": body.project_context.model_dump() if body.project_context else None,
+        "system_prompt": services.configs.system_override("extraction"),
         "mode": body.mode,
         "max_workers": body.max_workers,
         "batch_size": body.batch_size,

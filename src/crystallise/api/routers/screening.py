@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -105,6 +106,9 @@ async def create_job(
         "repetitions": body.repetitions,
         "threshold": body.threshold,
         "clusters_type": body.clusters_type,
+        # snapshot of admin tuning (config API) so the job is reproducible and resumable
+        "label_system": services.configs.system_override("screening"),
+        "temperature": services.configs.get("screening").temperature,
         "prompt_versions": {
             p.name: p.version
             for p in (
@@ -115,6 +119,12 @@ async def create_job(
             )
         },
     }
+    label_system = config["label_system"]
+    if isinstance(label_system, str):
+        versions: dict[str, str] = config["prompt_versions"]  # type: ignore[assignment]
+        versions["screening.labelling"] = (
+            "override-" + hashlib.sha256(label_system.encode()).hexdigest()[:12]
+        )
     row = await create_and_dispatch(
         services,
         "screening",
