@@ -216,3 +216,18 @@ def test_library_never_imports_the_http_layer() -> None:
             if any(n.startswith(("crystallise.api", "fastapi")) for n in names):
                 offenders.append(str(path.relative_to(SRC)))
     assert offenders == []
+
+
+def test_ready_reports_queue_workers_on_postgres(tmp_path: pathlib.Path, pg_url: str) -> None:
+    from tests.conftest import _reset_pg
+
+    _reset_pg(pg_url)
+    with TestClient(create_app(make_settings(tmp_path, database_url=pg_url))) as c:
+        body = c.get("/health/ready").json()
+        assert body["checks"]["workers"] == 0
+        assert any("No live `crystallise worker`" in w for w in body["warnings"])
+        with c.app.state.services.engine.begin() as conn:
+            from sqlalchemy import text
+
+            conn.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now())"))
+        assert c.get("/health/ready").json()["checks"]["workers"] == 1

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from crystallise.api.deps import ServicesDep
 from crystallise.config.model_capabilities import shutdown_warnings
 from crystallise.db.engine import ping
+from crystallise.db.queue_status import live_workers
 
 router = APIRouter(tags=["health"])
 
@@ -33,6 +34,11 @@ def ready(services: ServicesDep) -> JSONResponse:
         "status": "ready" if healthy else "degraded",
         "checks": {"database": database, "openai_key": key},
     }
+    if services.settings.uses_queue:
+        workers = live_workers(services.engine, services.settings.worker_stalled_after_s)
+        body["checks"]["workers"] = workers if workers is not None else "unknown"
+        if not workers:
+            warnings.append("No live `crystallise worker`: queued jobs wait until one starts.")
     if warnings:
         body["warnings"] = warnings
     return JSONResponse(body, status_code=200 if healthy else 503)
