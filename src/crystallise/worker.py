@@ -16,7 +16,6 @@ from crystallise.batch.queue import (
 )
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings
-from crystallise.db.jobs import JobKind
 from crystallise.jobs import register_job_handlers
 from crystallise.llm.client import set_default_client
 from crystallise.llm.tokens import warm_up
@@ -77,6 +76,3 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
         finally:
             watchdog.cancel()
             await services.aclose()
-
-
-__all__ = ["JobKind", "run_worker"]

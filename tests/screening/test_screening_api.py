@@ -334,7 +334,8 @@ def test_results_are_checkpointed_while_running(client: TestClient, fake: FakeOp
         stored = [r for r in page["results"] if r["status"] != "pending"]
         if job["status"] == "running" and 0 < len(stored) < 60:
             seen_partial = True
-            assert job["stage"] in ("labelling", "reasoning") and 0 < job["progress"] < 1
+            # progress writes are throttled (250 ms), item checkpoints are not (100 ms)
+            assert job["stage"] in ("labelling", "reasoning") and 0 <= job["progress"] < 1
             break
         time.sleep(0.05)
     assert seen_partial

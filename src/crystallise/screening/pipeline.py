@@ -11,8 +11,6 @@ grows with the job (20,000 papers fit in every context window).
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -27,17 +25,13 @@ from crystallise.db.jobs import ItemRow
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import LLMError
-from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as prompts
+from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import Criterion, criterion_ids, job_context
-from crystallise.screening.estimate import ASSIGN_BATCH, label_calls_per_paper
-from crystallise.screening.schemas import LabelOutput, ThemesOutput
+from crystallise.screening.estimate import label_calls_per_paper
+from crystallise.screening.schemas import LabelOutput
 
 PAGE = 500
-THEME_SAMPLE = 240  # reasoning texts shown to the theme generator
-CHUNK_TOKENS = 8_000  # per theme-generation request (well inside any context window)
-THEMES_PER_CHUNK = 8
-MAX_THEMES = 10
 USAGE_SAVE_INTERVAL_S = 2.0
 CANCEL_WATCH_S = 0.1
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"
@@ -105,16 +99,7 @@ def _reasoning_model(ids: list[str]) -> type[BaseModel]:
     )
 
 
-def _assignment_model(keys: list[str], theme_ids: list[int]) -> type[BaseModel]:
-    key_literal: Any = Literal[tuple(keys)]  # type: ignore[valid-type]
-    theme_literal: Any = Literal[tuple(theme_ids)]  # type: ignore[valid-type]
-    item = create_model(
-        "Assignment", paper_key=(key_literal, ...), theme_ids=(list[theme_literal], ...)
-    )
-    return create_model("AssignmentOutput", assignments=(list[item], ...))  # type: ignore[valid-type]
-
-
-class ScreeningPipeline:
+class ScreeningPipeline(ClusteringStages):
     def __init__(self, ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> None:
         self.ctx = ctx
         self.spec = spec
@@ -299,199 +284,6 @@ class ScreeningPipeline:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 return
-
-    # ---- stage 3: themes -------------------------------------------------------------
-    def _selected(self, score: float) -> bool:
-        if self.spec.clusters_type == "include":
-            return score >= self.spec.threshold
-        if self.spec.clusters_type == "exclude":
-            return score < self.spec.threshold
-        return True
-
-    def _sample(self, rows: list[tuple[int, float, str]]) -> list[tuple[float, str]]:
-        """Score-stratified, shuffled sample (TopicGPT): every score band is represented."""
-        rng = random.Random(self.spec.job_id)
-        strata: dict[int, list[tuple[float, str]]] = {}
-        for _, score, text in rows:
-            strata.setdefault(round(score), []).append((score, text))
-        for members in strata.values():
-            rng.shuffle(members)
-        sample: list[tuple[float, str]] = []
-        while len(sample) < THEME_SAMPLE and any(strata.values()):
-            for band in sorted(strata):
-                if strata[band] and len(sample) < THEME_SAMPLE:
-                    sample.append(strata[band].pop())
-        rng.shuffle(sample)
-        return sample
-
-    async def _themes(self, rows: list[tuple[int, float, str]]) -> list[dict[str, Any]]:
-        sample = self._sample(rows)
-        chunks: list[list[str]] = [[]]
-        budget = 0
-        for score, text in sample:
-            line = f"- (score {score:.1f}) {text}"
-            cost = estimate_text_tokens(line) + 4
-            if chunks[-1] and budget + cost > CHUNK_TOKENS:
-                chunks.append([])
-                budget = 0
-            chunks[-1].append(line)
-            budget += cost
-        system = (prompts.THEME_GENERATION.system or "").format(max_themes=THEMES_PER_CHUNK)
-        calls = [
-            self._chat(
-                self.spec.clustering_model,
-                [
-                    {"role": "system", "content": system},
-                    {
-                        "role": "user",
-                        "content": prompts.THEME_GENERATION.render_user(
-                            job_context=self.context, texts="\n".join(chunk)
-                        ),
-                    },
-                ],
-                output_schema=ThemesOutput,
-            )
-            for chunk in chunks
-        ]
-        candidates = [t for r in await asyncio.gather(*calls) for t in r.parsed.themes]
-        if len(chunks) > 1 or len(candidates) > MAX_THEMES:
-            merge_system = (prompts.THEME_MERGE.system or "").format(max_themes=MAX_THEMES)
-            listing = "\n".join(f"- {t.label}: {t.description}" for t in candidates)
-            merged = await self._chat(
-                self.spec.clustering_model,
-                [
-                    {"role": "system", "content": merge_system},
-                    {
-                        "role": "user",
-                        "content": prompts.THEME_MERGE.render_user(
-                            job_context=self.context, themes=listing
-                        ),
-                    },
-                ],
-                output_schema=ThemesOutput,
-            )
-            candidates = merged.parsed.themes
-        unique: dict[str, Any] = {}
-        for theme in candidates:
-            unique.setdefault(theme.label.strip().lower(), theme)
-        themes = list(unique.values())[:MAX_THEMES]
-        return [
-            {"cluster_id": i, "label": t.label, "description": t.description, "count": 0}
-            for i, t in enumerate(themes, 1)
-        ]
-
-    # ---- stage 4: assignment ---------------------------------------------------------
-    async def _assign_batch(
-        self,
-        batch: list[ItemRow],
-        clusters: list[dict[str, Any]],
-        other_id: int,
-        progress: list[int],
-        total: int,
-    ) -> None:
-        if self.failure is not None or self.ctx.cancelled():
-            return
-        keys = [f"P{i}" for i in range(1, len(batch) + 1)]
-        theme_ids = [c["cluster_id"] for c in clusters] + [other_id]
-        schema = _assignment_model(keys, theme_ids)
-        listing = "\n".join(
-            f"{c['cluster_id']}: {c['label']} — {c['description']}" for c in clusters
-        )
-        listing += f"\n{other_id}: Other — fits none of the themes above"
-        system = (prompts.ASSIGNMENT.system or "").format(themes=listing)
-        papers = "\n".join(
-            f"{key}: (score {(item.result or {}).get('final_score', 0):.1f}) "
-            f"{json.dumps((item.result or {}).get('reasoning', ''))}"
-            for key, item in zip(keys, batch, strict=True)
-        )
-        try:
-            result = await self._chat(
-                self.spec.clustering_model,
-                [
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": prompts.ASSIGNMENT.render_user(papers=papers)},
-                ],
-                output_schema=schema,
-            )
-        except LLMError as exc:
-            if self.failure is None:
-                self.failure = exc
-            return
-        chosen: dict[str, list[int]] = {}
-        for assignment in result.parsed.assignments:
-            ids = list(dict.fromkeys(assignment.theme_ids))[:3]
-            chosen.setdefault(assignment.paper_key, ids)
-        for key, item in zip(keys, batch, strict=True):
-            ids = chosen.get(key) or [other_id]  # repair: a paper the model skipped
-            self.writer.put(
-                item.seq, "done", {**(item.result or {}), "cluster_id": ids[0], "cluster_ids": ids}
-            )
-        progress[0] += len(batch)
-        self.ctx.report(0.9 + 0.1 * progress[0] / max(total, 1), "assignment")
-
-    async def _cluster_and_assign(self, progress: _Progress) -> list[dict[str, Any]]:
-        job = self.store.get_job("screening", self.spec.job_id)
-        clusters: list[dict[str, Any]] = list(job.clusters or []) if job else []  # type: ignore[union-attr]
-        selected: list[ItemRow] = []
-        rows: list[tuple[int, float, str]] = []
-        unselected: list[tuple[int, str, dict[str, Any] | None]] = []
-        for item in await asyncio.to_thread(
-            lambda: list(self.store.iter_items(self.spec.job_id, statuses=["reasoned"]))
-        ):
-            score = float((item.result or {}).get("final_score", 0.0))
-            if self._selected(score):
-                selected.append(item)
-                rows.append((item.seq, score, str((item.result or {}).get("reasoning", ""))))
-            else:
-                unselected.append(
-                    (
-                        item.seq,
-                        "done",
-                        {**(item.result or {}), "cluster_id": None, "cluster_ids": []},
-                    )
-                )
-        if unselected:
-            await asyncio.to_thread(self.store.save_items, self.spec.job_id, unselected)
-        if not selected:
-            return clusters
-        self.ctx.report(0.8, "clustering", force=True)
-        progress.mark("clustering")
-        if not clusters:
-            clusters = await self._themes(rows)
-            self.store.update_job("screening", self.spec.job_id, clusters=clusters)
-        progress.mark("clustering")
-        self.ctx.report(0.9, "assignment", force=True)
-        progress.mark("assignment")
-        other_id = len(clusters) + 1
-        done = [0]
-        batches = [selected[i : i + ASSIGN_BATCH] for i in range(0, len(selected), ASSIGN_BATCH)]
-        await self._await_or_cancel(
-            {
-                asyncio.create_task(self._assign_batch(b, clusters, other_id, done, len(selected)))
-                for b in batches
-            }
-        )
-        await self.writer.flush()
-        progress.mark("assignment")
-        return clusters
-
-    async def _final_clusters(self, clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        counts: dict[int, int] = {}
-        for item in await asyncio.to_thread(lambda: list(self.store.iter_items(self.spec.job_id))):
-            for cid in (item.result or {}).get("cluster_ids") or []:
-                counts[cid] = counts.get(cid, 0) + 1
-        out = [{**c, "count": counts.get(c["cluster_id"], 0)} for c in clusters]
-        other_id = len(clusters) + 1
-        if counts.get(other_id):
-            out.append(
-                {
-                    "cluster_id": other_id,
-                    "label": "Other",
-                    "description": "Reasons that fit none of the themes.",
-                    "count": counts[other_id],
-                }
-            )
-        return out
 
     # ---- the whole job ---------------------------------------------------------------
     async def run(self) -> JobOutcome:
