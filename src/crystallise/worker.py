@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from contextlib import suppress
 
+import procrastinate
+
 from crystallise.batch.queue import (
     QUEUE,
     RUN_JOB,
@@ -24,13 +26,21 @@ from crystallise.services import Services
 log = get_logger(__name__)
 
 
-async def _watchdog(services: Services, app: object) -> None:
+async def _watchdog(services: Services, app: procrastinate.App) -> None:
     settings = services.settings
+    next_purge = 0.0
     while True:
         await asyncio.sleep(settings.worker_heartbeat_s)
         with suppress(Exception):
-            await retry_stalled_jobs(app, settings.worker_stalled_after_s)  # type: ignore[arg-type]
+            await retry_stalled_jobs(app, settings.worker_stalled_after_s)
             await asyncio.to_thread(services.runner.fail_orphaned, settings.worker_stalled_after_s)
+            now = asyncio.get_running_loop().time()
+            if settings.job_retention_days > 0 and now >= next_purge:
+                next_purge = now + 3600
+                # the queue's own finished rows follow the same retention as our job rows
+                await app.job_manager.delete_old_jobs(
+                    nb_hours=settings.job_retention_days * 24, include_failed=True
+                )
 
 
 async def _requeue_unfinished(services: Services, app: object) -> None:

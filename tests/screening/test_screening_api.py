@@ -408,3 +408,27 @@ def test_clustering_of_20000_papers_stays_within_context(
     assert len(assigned) == n and all(r and r["cluster_id"] is not None for r in assigned)
     assert sum(c["count"] for c in row.clusters) >= n  # type: ignore[union-attr]
     assert fake.state.calls["chat"] < n / 20  # batched assignment, not one call per paper
+
+
+def test_mock_scores_follow_content() -> None:
+    from crystallise.screening.criteria import normalise_criteria
+    from crystallise.screening.mock import mock_scores
+
+    criteria = normalise_criteria(
+        [
+            {"name": "Population", "type": "include", "value": "adults with hypertension"},
+            {"name": "Design", "type": "exclude", "value": "systematic review"},
+        ]
+    )
+    fits = {
+        "id": "a",
+        "title": "Trial in adults with hypertension",
+        "abstract": "Adults with hypertension were randomised.",
+    }
+    off = {
+        "id": "b",
+        "title": "A systematic review of dental care",
+        "abstract": "We review children's teeth.",
+    }
+    assert sum(mock_scores(fits, 5, criteria)) > sum(mock_scores(off, 5, criteria))
+    assert mock_scores(fits, 5, criteria) == mock_scores(fits, 5, criteria)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from typing import Any
 
 from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
 from crystallise.batch.writer import ItemWriter
+from crystallise.screening.criteria import Criterion
 from crystallise.screening.pipeline import ScreeningSpec, score_fields
 
 _CLUSTERS = [
@@ -29,11 +31,27 @@ _CLUSTERS = [
 ]
 
 
-def mock_scores(paper: dict[str, Any], repetitions: int) -> list[int]:
-    """Scores 1-5 derived from a hash of the paper's id, title and abstract (stable)."""
-    text = f"{paper.get('id')}|{paper.get('title')}|{paper.get('abstract')}"
-    digest = hashlib.sha256(text.encode()).digest()
-    base = 1 + digest[0] % 5
+_WORD = re.compile(r"[a-z]{4,}")
+
+
+def _keywords(criteria: list[Criterion], kind: str) -> set[str]:
+    return {w for c in criteria if c.kind == kind for w in _WORD.findall(c.text.lower())}
+
+
+def mock_scores(
+    paper: dict[str, Any], repetitions: int, criteria: list[Criterion] | None = None
+) -> list[int]:
+    """Deterministic 1-5 scores from the paper's content: overlap with the inclusion
+    criteria's words raises the score, exclusion words lower it, a hash adds per-run jitter."""
+    text = f"{paper.get('title')} {paper.get('abstract')}".lower()
+    words = set(_WORD.findall(text))
+    include = _keywords(criteria or [], "include")
+    exclude = _keywords(criteria or [], "exclude")
+    digest = hashlib.sha256(f"{paper.get('id')}|{text}".encode()).digest()
+    overlap = len(words & include) / len(include) if include else digest[0] % 5 / 4
+    base = 1 + round(4 * overlap)
+    if exclude and len(words & exclude) >= max(1, len(exclude) // 2):
+        base -= 2
     return [min(5, max(1, base + (digest[i + 1] % 3) - 1)) for i in range(repetitions)]
 
 
@@ -50,7 +68,7 @@ async def mock_screen_papers(ctx: JobContext, spec: ScreeningSpec) -> JobOutcome
         if ctx.cancelled():
             await writer.close()
             raise JobCancelled()
-        result = score_fields(item.input, mock_scores(item.input, spec.repetitions))
+        result = score_fields(item.input, mock_scores(item.input, spec.repetitions, spec.criteria))
         title = item.input.get("title") or "this paper"
         cid = _cluster_for(result["final_score"])
         selected = spec.clusters_type is None or (
