@@ -22,7 +22,6 @@ import json
 import pathlib
 import re
 import sys
-import tempfile
 from typing import Any
 
 from crystallise.config.settings import Settings
@@ -30,6 +29,7 @@ from crystallise.indexer.evidence import normalise
 from crystallise.indexer.pipeline import ExtractionContext, process_records
 from crystallise.indexer.schemas import IndexerField
 from crystallise.llm.client import LLMClient
+from evals.common import eval_settings
 
 GOLD = (
     pathlib.Path(__file__).resolve().parents[2]
@@ -191,25 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gold", type=pathlib.Path, default=GOLD, help="TrialSieve gold CSV")
     args = parser.parse_args(argv)
     rows = load(args.split, args.limit, args.gold)
-    server = None
-    if args.fake:
-        from tests.fake_openai import FakeOpenAIServer
-
-        server = FakeOpenAIServer().start()
-        settings = Settings(
-            _env_file=None,
-            openai_base_url=server.url,
-            openai_api_key="sk-fake-eval-0000",  # type: ignore[call-arg]
-            data_dir=pathlib.Path(tempfile.gettempdir()),
-            retry_delays=[0.01],
-        )
-    else:
-        settings = Settings()
-    try:
+    with eval_settings(args.fake) as settings:
         results, usage = asyncio.run(evaluate(settings, args.model, rows, args.workers))
-    finally:
-        if server:
-            server.stop()
     figures = score(rows, results)
     errors = sum(r.get("indexing_status") != "ok" for r in results)
     print(

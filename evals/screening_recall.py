@@ -25,7 +25,6 @@ import pathlib
 import random
 import re
 import sys
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from typing import Any
 from crystallise.config.settings import Settings
 from crystallise.screening.criteria import Criterion
 from crystallise.services import Services
+from evals.common import eval_settings
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
 WORD = re.compile(r"[a-z][a-z0-9\-]{2,}")
@@ -201,26 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=pathlib.Path, default=DATA, help="the datasets folder")
     args = parser.parse_args(argv)
     rows, criteria, query = load(args.dataset, args.limit, data=args.data_dir)
-    server = None
-    if args.fake:
-        from tests.fake_openai import FakeOpenAIServer
-
-        server = FakeOpenAIServer().start()
-        settings = Settings(
-            _env_file=None,
-            openai_base_url=server.url,
-            openai_api_key="sk-fake-eval-0000",  # type: ignore[call-arg]
-            data_dir=pathlib.Path(tempfile.mkdtemp()),
-            retry_delays=[0.01],
-            log_level="WARNING",
-        )
-    else:
-        settings = Settings(data_dir=pathlib.Path(tempfile.mkdtemp()))  # type: ignore[call-arg]
-    try:
+    with eval_settings(args.fake) as settings:
         results = asyncio.run(run_pipeline(settings, rows, criteria, args.model, args.repetitions))
-    finally:
-        if server:
-            server.stop()
     labels = [r["label"] for r in rows]
     rules: dict[str, Callable[[dict[str, Any]], float]] = {
         "LLM mean": lambda r: float(r["final_score"]),
