@@ -218,3 +218,17 @@ def test_files_and_vector_stores(tmp_path: object, fake: FakeOpenAIServer) -> No
     assert res.add_file_to_vector_store(store_id, file_id, poll_interval_s=0.01) == "completed"
     assert res.delete_vector_store(store_id) and res.delete_file(file_id)
     res.close()
+
+
+async def test_local_server_models_get_max_tokens(tmp_path: object, fake: FakeOpenAIServer) -> None:
+    llm = LLMClient(make_settings(tmp_path, fake, allow_unknown_models=True))
+    await llm.chat(MESSAGES, model="llama3.1:8b", max_output_tokens=64, temperature=0.1)
+    body = fake.requests()[-1]["body"]
+    assert (
+        body["max_tokens"] == 64
+        and "max_completion_tokens" not in body
+        and body["temperature"] == 0.1
+    )
+    await llm.chat(MESSAGES, model="gpt-4.1", max_output_tokens=64)
+    assert fake.requests()[-1]["body"]["max_completion_tokens"] == 64
+    await llm.aclose()

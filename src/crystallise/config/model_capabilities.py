@@ -100,7 +100,9 @@ MODEL_CAPABILITIES: dict[str, ModelCapabilities] = {
 }
 
 # Models outside the table (local servers) when CRYSTALLISE_ALLOW_UNKNOWN_MODELS is on.
-_PERMISSIVE = ModelCapabilities("custom", 128_000, 120_000, 16_384, True, supports_n=False)
+UNKNOWN_MODEL_CAPABILITIES = ModelCapabilities(
+    "custom", 128_000, 120_000, 16_384, True, supports_n=False
+)
 
 
 def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabilities:
@@ -111,7 +113,7 @@ def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabil
         if model.startswith(name + "-20"):
             return MODEL_CAPABILITIES[name]
     if allow_unknown:
-        return _PERMISSIVE
+        return UNKNOWN_MODEL_CAPABILITIES
     known = ", ".join(MODEL_CAPABILITIES)
     raise LLMError(
         f"Unknown model '{model}'. Use one of: {known} "

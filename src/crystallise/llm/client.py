@@ -18,7 +18,7 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
-from crystallise.config.model_capabilities import validate_request
+from crystallise.config.model_capabilities import UNKNOWN_MODEL_CAPABILITIES, validate_request
 from crystallise.config.settings import Settings
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
@@ -231,7 +231,8 @@ class LLMClient:
         if temperature is not None and caps.supports_temperature:
             kwargs["temperature"] = temperature
         if max_output_tokens is not None:
-            known = model in get_model_names()
+            # OpenAI models take max_completion_tokens; other servers often only max_tokens
+            known = caps is not UNKNOWN_MODEL_CAPABILITIES
             kwargs["max_completion_tokens" if known else "max_tokens"] = max_output_tokens
         if reasoning_effort is not None:
             kwargs["reasoning_effort"] = reasoning_effort
@@ -346,12 +347,6 @@ class LLMClient:
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
         return await async_retry_with_backoff(attempt, delays=self.retry_delays)
-
-
-def get_model_names() -> set[str]:
-    from crystallise.config.model_capabilities import MODEL_CAPABILITIES
-
-    return set(MODEL_CAPABILITIES)
 
 
 def _to_result(
