@@ -49,7 +49,9 @@ class Services:
             settings=settings,
             engine=engine,
             jobs=jobs,
-            configs=ConfigRegistry(ServiceConfigStore(sessions), settings.default_model),
+            configs=ConfigRegistry(
+                ServiceConfigStore(sessions), settings.default_model, settings.clustering_model
+            ),
             llm=LLMClient(settings),
             runner=runner,
             dispatcher=dispatcher,

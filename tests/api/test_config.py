@@ -119,3 +119,14 @@ def test_admin_overrides_reach_the_pipelines(client: TestClient) -> None:
         },
     )
     assert fake.requests()[-1]["body"]["messages"][0]["content"] == "CUSTOM EXTRACTION RULES"
+
+
+def test_env_models_seed_the_screening_services(tmp_path: object) -> None:
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path, default_model="gpt-5.4-nano", clustering_model="gpt-4.1-mini"
+    )
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/v1/config/services/screening").json()["model"] == "gpt-5.4-nano"
+        assert c.get("/v1/config/services/screening.clustering").json()["model"] == "gpt-4.1-mini"

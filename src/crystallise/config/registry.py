@@ -57,11 +57,19 @@ _FALLBACK: dict[str, Any] = {"model": "gpt-4.1", "max_output_tokens": 8192}
 class ConfigRegistry:
     """Defaults merged with stored overrides; the store makes a change survive restarts."""
 
-    def __init__(self, store: ServiceConfigStore, default_model: str | None = None) -> None:
+    def __init__(
+        self,
+        store: ServiceConfigStore,
+        default_model: str | None = None,
+        clustering_model: str | None = None,
+    ) -> None:
         self._store = store
         self._defaults = {k: dict(v) for k, v in SERVICE_DEFAULTS.items()}
+        # CRYSTALLISE_DEFAULT_MODEL / CRYSTALLISE_CLUSTERING_MODEL seed the screening services
         if default_model:
             self._defaults["screening"]["model"] = default_model
+        if clustering_model:
+            self._defaults["screening.clustering"]["model"] = clustering_model
 
     def service_ids(self) -> list[str]:
         return sorted(set(self._defaults) | set(self._store.all_overrides()))

@@ -27,7 +27,6 @@ def ready(services: ServicesDep) -> JSONResponse:
     database = ping(services.engine)
     key = "configured" if services.settings.server_openai_key else "missing"
     models = {c.service_id: c.model for c in services.configs.all()}
-    models["clustering_model"] = services.settings.clustering_model
     warnings, past_shutdown = shutdown_warnings(models)
     healthy = database == "ok" and key == "configured" and not past_shutdown
     body: dict[str, Any] = {
