@@ -66,7 +66,7 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
 
     @app.task(name=RUN_JOB, queue=QUEUE)
     async def run_job(kind: str, job_id: str) -> None:
-        await services.runner.execute(kind, job_id, resumed=True)  # type: ignore[arg-type]
+        await services.runner.execute(kind, job_id)  # type: ignore[arg-type]
 
     async with app.open_async():
         await ensure_queue_schema(app)

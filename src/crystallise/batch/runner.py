@@ -43,7 +43,6 @@ class JobContext:
     store: JobStore
     request_key: str | None
     cancel_event: asyncio.Event
-    resumed: bool = False
     _last_progress: float = 0.0
     _last_cancel_poll: float = 0.0
     _stage: str = ""
@@ -110,10 +109,10 @@ class JobRunner:
         """Start the job in the background of this process."""
         if request_key:
             self._keys[job_id] = request_key
-        self._start(kind, job_id, resumed=False)
+        self._start(kind, job_id)
 
-    def _start(self, kind: JobKind, job_id: str, *, resumed: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self.execute(kind, job_id, resumed=resumed))
+    def _start(self, kind: JobKind, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self.execute(kind, job_id))
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._forget(job_id))
 
@@ -121,9 +120,6 @@ class JobRunner:
         self._tasks.pop(job_id, None)
         self._cancel.pop(job_id, None)
         self._keys.pop(job_id, None)  # the per-request key dies with the job
-
-    def running_job_ids(self) -> set[str]:
-        return set(self._tasks)
 
     def cancel(self, kind: JobKind, job_id: str) -> None:
         """Request cancellation: the job stops starting new calls and ends ``cancelled``.
@@ -149,7 +145,7 @@ class JobRunner:
                 if row.key_source == "request" and self._request_key(row) is None:
                     self.fail_server_restart(kind, row.id)  # type: ignore[arg-type]
                     continue
-                self._start(kind, row.id, resumed=True)  # type: ignore[arg-type]
+                self._start(kind, row.id)  # type: ignore[arg-type]
                 resumed.append(row.id)
         if resumed:
             log.info("jobs_resumed", count=len(resumed))
@@ -214,7 +210,7 @@ class JobRunner:
             await asyncio.to_thread(self.store.update_job, kind, job_id)
 
     # ---- one job ---------------------------------------------------------------
-    async def execute(self, kind: JobKind, job_id: str, *, resumed: bool = False) -> None:
+    async def execute(self, kind: JobKind, job_id: str) -> None:
         """Run one job to a terminal state (or until this process stops). Idempotent."""
         handler = self.handlers[kind]
         row = self.store.get_job(kind, job_id)
@@ -227,7 +223,7 @@ class JobRunner:
         event = self._cancel.setdefault(job_id, asyncio.Event())
         started_at = as_utc(row.started_at) or utcnow()
         self.store.update_job(kind, job_id, status="running", started_at=started_at)
-        ctx = JobContext(kind, job_id, self.store, request_key, event, resumed)
+        ctx = JobContext(kind, job_id, self.store, request_key, event)
         if row.cancel_requested:
             event.set()
         heartbeat = asyncio.create_task(self._heartbeat(kind, job_id))

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -56,7 +56,6 @@ class LimiterStats:
     peak_in_flight: int = 0
     rate_limited: int = 0
     calls: int = 0
-    limit_history: list[int] = field(default_factory=list)
 
 
 class ProviderLimiter:
