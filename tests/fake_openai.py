@@ -98,12 +98,17 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.3f}s"
 
 
+STALE = 499  # answer to a call that outlived the test that made it (never counted)
+
+
 class FakeState:
     def __init__(self) -> None:
         self.config = FakeConfig()
         self.reset()
 
     def reset(self) -> None:
+        # bumped on every reset: a call still sleeping from an earlier test must not count here
+        self.epoch = getattr(self, "epoch", 0) + 1
         self.scripts: list[Script] = []
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -332,7 +337,10 @@ class FakeOpenAI:
             if injected is None:  # a pass-through slot: lets tests fail "after N calls"
                 pass
             elif injected == "timeout":
+                epoch = self.state.epoch
                 await asyncio.sleep(cfg.timeout_sleep_s)
+                if self.state.epoch != epoch:  # reset meanwhile: the test that asked is gone
+                    return key, _error(STALE, "Stale call from an earlier test.", "stale"), headers
             elif int(injected) == 429:
                 extra = (
                     {"retry-after": str(cfg.retry_after_s)} if cfg.retry_after_s is not None else {}
@@ -408,7 +416,8 @@ class FakeOpenAI:
         )
         _, err, headers = await self._gate(request, model, prompt_tokens + int(max_out or 0))
         if err is not None:
-            state.statuses[err.status_code] += 1
+            if err.status_code != STALE:
+                state.statuses[err.status_code] += 1
             return err
         if prompt_tokens > self._context_limit(model):
             state.statuses[400] += 1

@@ -12,6 +12,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crystallise.common.logging import get_logger
+from crystallise.config.model_capabilities import ModelReport, model_report
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = get_logger("crystallise.access")
@@ -34,6 +35,8 @@ class RequestContextMiddleware:
             else uuid.uuid4().hex
         )
         token = request_id_var.set(rid)
+        report = ModelReport()
+        report_token = model_report.set(report)
         structlog.contextvars.bind_contextvars(request_id=rid)
         start = time.perf_counter()
         status = 500
@@ -44,6 +47,7 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", rid.encode()))
+                headers.extend(_model_headers(report))
                 message["headers"] = headers
             await send(message)
 
@@ -59,6 +63,21 @@ class RequestContextMiddleware:
             )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
+            model_report.reset(report_token)
+
+
+def _model_headers(report: ModelReport) -> list[tuple[bytes, bytes]]:
+    """Which model(s) a sync AI call ran on, and any retired-model fallback, as headers."""
+    headers: list[tuple[bytes, bytes]] = []
+    if report.models:
+        names = ", ".join(report.models)
+        versions = ", ".join(v for v in report.models.values() if v)
+        headers.append((b"x-crystallise-model", names.encode("latin-1", "replace")))
+        if versions:
+            headers.append((b"x-crystallise-model-version", versions.encode("latin-1", "replace")))
+    for warning in report.warnings:
+        headers.append((b"x-crystallise-warning", warning.encode("latin-1", "replace")))
+    return headers
 
 
 class BodySizeLimitMiddleware:

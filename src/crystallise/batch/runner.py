@@ -8,6 +8,7 @@ anywhere, so a job that needs one cannot resume after a restart (it fails ``serv
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -112,7 +113,10 @@ class JobRunner:
         self._start(kind, job_id)
 
     def _start(self, kind: JobKind, job_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.execute(kind, job_id))
+        # a fresh context: the job must not write into the creating request's state
+        task = asyncio.get_running_loop().create_task(
+            self.execute(kind, job_id), context=contextvars.Context()
+        )
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._forget(job_id))
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Literal, cast
 
 from crystallise.llm.errors import ErrorCategory, LLMError
+
+if TYPE_CHECKING:
+    from crystallise.config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,123 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
+# ---- retirement: which model actually runs ---------------------------------------------
+RetiredModelPolicy = Literal["successor", "reject"]
+
+
+@dataclass
+class ModelReport:
+    """What one HTTP request ran on: model -> version the server answered, and fallbacks."""
+
+    models: dict[str, str | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# Set per request by the API (response headers); None in jobs and library use.
+model_report: ContextVar[ModelReport | None] = ContextVar("model_report", default=None)
+
+
+def note_model(model: str, version: str | None) -> None:
+    report = model_report.get()
+    if report is not None and (version or model not in report.models):
+        report.models[model] = version
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model that will run, what was asked for, and why they differ (if they do)."""
+
+    model: str
+    requested: str
+    explicit: bool
+    warning: str | None = None
+
+
+def is_retired(caps: ModelCapabilities, day: date) -> bool:
+    return caps.shutdown_date is not None and day >= caps.shutdown_date
+
+
+def live_successor(model: str, day: date) -> str | None:
+    """The first model down the successor chain that is still served on ``day``."""
+    seen: set[str] = set()
+    current = MODEL_CAPABILITIES.get(model) or get_capabilities(model)
+    while is_retired(current, day):
+        if current.successor is None or current.successor in seen:
+            return None
+        seen.add(current.successor)
+        current = MODEL_CAPABILITIES[current.successor]
+    return current.name
+
+
+def resolve_model(
+    requested: str | None,
+    configured: str,
+    *,
+    policy: RetiredModelPolicy = "successor",
+    explicit_fallback: bool = False,
+    allow_unknown: bool = False,
+    today: date | None = None,
+    service: str = "",
+) -> ModelChoice:
+    """The model to run: ``requested`` or the service's ``configured`` default, retired ones
+    replaced by their successor where the policy allows, refused (``validation``) otherwise."""
+    explicit = requested is not None
+    name = requested if requested is not None else configured
+    caps = get_capabilities(name, allow_unknown=allow_unknown)
+    day = today or today_utc()
+    if not is_retired(caps, day):
+        return ModelChoice(name, name, explicit)
+    assert caps.shutdown_date is not None
+    successor = live_successor(name, day)
+    allowed = policy == "successor" and (explicit_fallback or not explicit)
+    if not allowed or successor is None:
+        raise LLMError(
+            _retired_message(name, caps.shutdown_date, successor, explicit, service),
+            ErrorCategory.VALIDATION,
+        )
+    warning = (
+        f"Model '{name}' was shut down on {caps.shutdown_date.isoformat()}; "
+        f"ran on its successor '{successor}' instead."
+    )
+    report = model_report.get()
+    if report is not None and warning not in report.warnings:
+        report.warnings.append(warning)
+    return ModelChoice(successor, name, explicit, warning)
+
+
+def choose_model(
+    settings: Settings, requested: str | None, configured: str, service: str = ""
+) -> ModelChoice:
+    """``resolve_model`` under the operator's settings (policy, unknown models, clock)."""
+    return resolve_model(
+        requested,
+        configured,
+        policy=cast(RetiredModelPolicy, settings.retired_model_policy),
+        explicit_fallback=settings.retired_model_fallback_explicit,
+        allow_unknown=settings.allow_unknown_models,
+        today=settings.today,
+        service=service,
+    )
+
+
+def _retired_message(
+    name: str, shutdown: date, successor: str | None, explicit: bool, service: str
+) -> str:
+    use = f"use '{successor}' instead" if successor else "choose a current model"
+    if explicit:
+        return (
+            f"model: '{name}' was shut down on {shutdown.isoformat()}; {use} (or set "
+            "CRYSTALLISE_RETIRED_MODEL_FALLBACK_EXPLICIT=true to run such requests on the "
+            "successor)."
+        )
+    where = f" of service '{service}'" if service else ""
+    return (
+        f"The default model{where}, '{name}', was shut down on {shutdown.isoformat()} and "
+        f"CRYSTALLISE_RETIRED_MODEL_POLICY=reject: {use} in the request's model field or in "
+        "the service config."
+    )
+
+
 def validate_request(
     model: str,
     *,
@@ -184,8 +306,13 @@ def validate_request(
     return caps
 
 
-def shutdown_warnings(models: dict[str, str], today: date | None = None) -> tuple[list[str], bool]:
-    """Warnings for configured models near shutdown; True if any is already past it."""
+def shutdown_warnings(
+    models: dict[str, str],
+    today: date | None = None,
+    policy: RetiredModelPolicy = "successor",
+) -> tuple[list[str], bool]:
+    """Warnings for configured models near or past shutdown; True if a service cannot run
+    (its model is past shutdown and the policy does not move it to a successor)."""
     day = today or today_utc()
     warnings: list[str] = []
     past = False
@@ -195,10 +322,17 @@ def shutdown_warnings(models: dict[str, str], today: date | None = None) -> tupl
             continue
         days_left = (caps.shutdown_date - day).days
         if days_left <= 0:
+            successor = live_successor(model, day)
+            if policy == "successor" and successor is not None:
+                warnings.append(
+                    f"{service}: model '{model}' was shut down on {caps.shutdown_date}; "
+                    f"requests run on its successor '{successor}'."
+                )
+                continue
             past = True
             warnings.append(
                 f"{service}: model '{model}' was shut down on {caps.shutdown_date}; "
-                f"switch to '{caps.successor}'."
+                f"switch to '{successor or caps.successor}'."
             )
         elif days_left <= 30:
             warnings.append(

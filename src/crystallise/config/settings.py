@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +56,22 @@ class Settings(BaseSettings):
     allow_unknown_models: bool = Field(
         False,
         description="Accept models missing from the capability table (local servers).",
+    )
+    retired_model_policy: str = Field(
+        "successor",
+        pattern="^(successor|reject)$",
+        description="A default or configured model past its shutdown date: run on its "
+        "successor (successor) or refuse the request (reject).",
+    )
+    retired_model_fallback_explicit: bool = Field(
+        False,
+        description="Under the successor policy, also run requests that name a retired model "
+        "on its successor (default: such requests get a 400 naming the successor).",
+    )
+    today: date | None = Field(
+        None,
+        description="Pretend today is this date (YYYY-MM-DD) for model shutdown checks: "
+        "rehearse a shutdown before it happens. Empty: the real UTC date.",
     )
     secret_key: SecretStr = Field(
         SecretStr(""),

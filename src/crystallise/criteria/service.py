@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import choose_model, get_capabilities
 from crystallise.config.registry import ConfigRegistry, ServiceConfig
 from crystallise.criteria import schemas as s
 from crystallise.llm.client import LLMClient
@@ -48,7 +48,7 @@ async def _ask(
     **values: str,
 ) -> T:
     config: ServiceConfig = ctx.configs.get(service_id)
-    chosen = model or config.model
+    chosen = choose_model(ctx.llm.settings, model, config.model, service_id).model
     caps = get_capabilities(chosen, allow_unknown=ctx.llm.settings.allow_unknown_models)
     system = config.system_prompt if config.prompt_template_id == prompt.name else None
     messages = [

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import choose_model, get_capabilities
 from crystallise.config.registry import ConfigRegistry
 from crystallise.indexer import schemas as s
 from crystallise.llm.client import LLMClient
@@ -36,7 +36,7 @@ async def _ask(
     ctx: HelperContext, prompt: Prompt, output: type[T], model: str | None, context: dict[str, Any]
 ) -> tuple[T, dict[str, Any]]:
     config = ctx.configs.get("indexer")
-    chosen = model or config.model
+    chosen = choose_model(ctx.llm.settings, model, config.model, "indexer").model
     caps = get_capabilities(chosen, allow_unknown=ctx.llm.settings.allow_unknown_models)
     result = await ctx.llm.chat(
         [

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from crystallise.batch.models import current_models
 from crystallise.batch.runner import JobCancelled, JobContext, JobFunction, JobOutcome
 from crystallise.batch.writer import ItemWriter
 from crystallise.indexer.mock import mock_record
@@ -20,12 +21,14 @@ def make_indexer_job(services: Services) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         job = ctx.store.get_job("indexer", ctx.job_id)
         assert job is not None
-        config: dict[str, Any] = job.config
+        explicit = bool(job.config.get("model_explicit", False))
+        stored = {**job.config, "model": job.model}
+        config: dict[str, Any] = current_models(ctx, services.settings, stored, {"model": explicit})
         fields = [IndexerField(**f) for f in config["fields"]]
         pc = ProjectContext(**config["project_context"]) if config.get("project_context") else None
         ext = ExtractionContext(
             services.llm,
-            job.model,
+            str(config["model"]),
             fields,
             pc,
             ctx.request_key,

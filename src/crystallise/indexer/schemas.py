@@ -82,6 +82,8 @@ class IndexerRunResponse(BaseModel):
     errors: list[str]
     usage: dict[str, Any]
     model_version: str | None
+    model: str | None = None  # the model that ran
+    warnings: list[str] | None = None  # e.g. a retired model replaced by its successor
 
 
 class IndexerJobCreated(BaseModel):
@@ -104,6 +106,8 @@ class IndexerJobResponse(BaseModel):
     duration_ms: int | None = None
     estimated_cost_usd: float | None = None
     model_version: str | None = None
+    model: str | None = None
+    warnings: list[str] | None = None
     created_at: str | None = None
     completed_at: str | None = None
 
@@ -132,6 +136,8 @@ class IndexerEstimateResponse(BaseModel):
     estimated_input_tokens: int
     estimated_output_tokens: int
     estimated_cost_usd: float
+    model: str | None = None  # the model priced (the successor of a retired one)
+    warnings: list[str] | None = None
     confidence: str = "approximate"
     disclaimer: str
 

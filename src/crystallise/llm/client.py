@@ -18,7 +18,11 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
-from crystallise.config.model_capabilities import UNKNOWN_MODEL_CAPABILITIES, validate_request
+from crystallise.config.model_capabilities import (
+    UNKNOWN_MODEL_CAPABILITIES,
+    note_model,
+    validate_request,
+)
 from crystallise.config.settings import Settings
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
@@ -209,6 +213,7 @@ class LLMClient:
             n=n,
             reasoning_effort=reasoning_effort,
             allow_unknown=allow_unknown,
+            today=self.settings.today,
         )
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
         if output_schema is not None:
@@ -254,7 +259,9 @@ class LLMClient:
                     raise
                 limiter.observe(raw.headers, raw.status_code)
             completion = raw.parse()
-            return _to_result(completion, output_schema, json_schema is not None, raw.headers)
+            result = _to_result(completion, output_schema, json_schema is not None, raw.headers)
+            note_model(model, result.model_version)
+            return result
 
         # A schema mismatch is asked once more; transport faults get the backoff policy.
         for tries in range(SCHEMA_RETRIES + 1):
@@ -304,6 +311,7 @@ class LLMClient:
             structured_output=output_schema is not None,
             tools=bool(tools),
             allow_unknown=self.settings.allow_unknown_models,
+            today=self.settings.today,
         )
         kwargs: dict[str, Any] = {"model": model, "input": input_text}
         if instructions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from crystallise.batch.models import current_models
 from crystallise.batch.runner import JobContext, JobFunction, JobOutcome
 from crystallise.screening.criteria import Criterion
 from crystallise.screening.mock import mock_screen_papers
@@ -29,7 +30,11 @@ def make_screening_job(services: Services) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         job = ctx.store.get_job("screening", ctx.job_id)
         assert job is not None
-        spec = spec_from_config(ctx.job_id, job.config)
+        explicit = bool(job.config.get("model_explicit", False))
+        config = current_models(
+            ctx, services.settings, job.config, {"model": explicit, "clustering_model": False}
+        )
+        spec = spec_from_config(ctx.job_id, config)
         if job.mock:
             return await mock_screen_papers(ctx, spec)
         return await screen_papers(ctx, spec, services.llm)

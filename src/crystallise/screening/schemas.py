@@ -76,6 +76,8 @@ class EstimateResponse(BaseModel):
     estimated_output_tokens: int
     estimated_cost_usd: float
     model: str
+    # set when the model asked for (or the default) is retired and its successor was priced
+    warnings: list[str] | None = None
     papers_count: int
     repetitions: int
     confidence: str = "approximate"
@@ -104,6 +106,7 @@ class ScreeningJobResponse(BaseModel):
     stage_timings: dict[str, int] | None = None
     model: str | None = None
     model_version: str | None = None
+    warnings: list[str] | None = None  # e.g. a retired model replaced by its successor
     papers_count: int | None = None
     project_id: int | None = None
     usage: dict[str, Any] | None = None

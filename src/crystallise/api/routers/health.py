@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from crystallise.api.deps import ServicesDep
-from crystallise.config.model_capabilities import shutdown_warnings
+from crystallise.config.model_capabilities import RetiredModelPolicy, shutdown_warnings
 from crystallise.db.engine import ping
 from crystallise.db.queue_status import live_workers
 
@@ -27,7 +27,11 @@ def ready(services: ServicesDep) -> JSONResponse:
     database = ping(services.engine)
     key = "configured" if services.settings.server_openai_key else "missing"
     models = {c.service_id: c.model for c in services.configs.all()}
-    warnings, past_shutdown = shutdown_warnings(models)
+    settings = services.settings
+    policy: RetiredModelPolicy = (
+        "reject" if settings.retired_model_policy == "reject" else "successor"
+    )
+    warnings, past_shutdown = shutdown_warnings(models, settings.today, policy)
     healthy = database == "ok" and key == "configured" and not past_shutdown
     body: dict[str, Any] = {
         "status": "ready" if healthy else "degraded",

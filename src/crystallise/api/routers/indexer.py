@@ -19,7 +19,7 @@ from crystallise.api.jobs_common import (
     key_source,
     request_fingerprint,
 )
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import ModelChoice, choose_model
 from crystallise.db.jobs import JobRow
 from crystallise.indexer import helpers, mock
 from crystallise.indexer import schemas as s
@@ -30,10 +30,14 @@ from crystallise.services import Services
 router = APIRouter(prefix="/indexer", tags=["indexer"])
 
 
-def _model(services: Services, requested: str | None) -> str:
-    model = requested or services.configs.get("extraction").model
-    get_capabilities(model, allow_unknown=services.settings.allow_unknown_models)
-    return model
+def _model(services: Services, requested: str | None) -> ModelChoice:
+    """The extraction model that will run (400 if unknown or refused)."""
+    configured = services.configs.get("extraction").model
+    return choose_model(services.settings, requested, configured, "extraction")
+
+
+def _warnings(choice: ModelChoice) -> list[str] | None:
+    return [choice.warning] if choice.warning else None
 
 
 def _check_size(services: Services, body: s.IndexerRequest) -> None:
@@ -49,7 +53,8 @@ async def run(
     body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.IndexerRunResponse:
     _check_size(services, body)
-    model = _model(services, body.model)
+    choice = _model(services, body.model)
+    model = choice.model
     records = body.selected_records()
     if body.mock:
         results = [mock.mock_record(body.fields, r) for r in records]
@@ -57,6 +62,8 @@ async def run(
             results=results,
             errors=[],
             model_version="mock",
+            model=model,
+            warnings=_warnings(choice),
             usage={
                 "input_tokens": 0,
                 "output_tokens": 0,
@@ -82,7 +89,12 @@ async def run(
         for k in ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
     }
     return s.IndexerRunResponse(
-        results=results, errors=errors_of(results), usage=usage, model_version=ctx.model_version
+        results=results,
+        errors=errors_of(results),
+        usage=usage,
+        model_version=ctx.model_version,
+        model=model,
+        warnings=_warnings(choice),
     )
 
 
@@ -115,7 +127,8 @@ async def create_job(
             job_id=existing.id, status=existing.status, progress=existing.progress
         )
     _check_size(services, body)
-    model = _model(services, body.model)
+    choice = _model(services, body.model)
+    model = choice.model
     records = body.selected_records()
     source = key_source(services, body.mock, key)
     estimate = estimate_indexing(model, body.fields, len(records))
@@ -127,6 +140,8 @@ async def create_job(
         "mode": body.mode,
         "max_workers": body.max_workers,
         "batch_size": body.batch_size,
+        "model_explicit": choice.explicit,
+        "warnings": _warnings(choice) or [],
     }
     row = await create_and_dispatch(
         services,
@@ -180,6 +195,8 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
         duration_ms=row.duration_ms,
         estimated_cost_usd=row.estimated_cost_usd,
         model_version=row.model_version,
+        model=row.model,
+        warnings=(row.config or {}).get("warnings") or None,
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )
@@ -187,9 +204,11 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
 
 @router.post("/estimate", response_model=s.IndexerEstimateResponse)
 def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.IndexerEstimateResponse:
-    model = _model(services, body.model)
-    figures = estimate_indexing(model, body.fields, body.record_count)
+    choice = _model(services, body.model)
+    figures = estimate_indexing(choice.model, body.fields, body.record_count)
     return s.IndexerEstimateResponse(
+        model=choice.model,
+        warnings=_warnings(choice),
         estimated_input_tokens=int(figures["estimated_input_tokens"]),
         estimated_output_tokens=int(figures["estimated_output_tokens"]),
         estimated_cost_usd=float(figures["estimated_cost_usd"]),

@@ -21,7 +21,7 @@ from crystallise.api.jobs_common import (
     key_source,
     request_fingerprint,
 )
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import ModelChoice, choose_model
 from crystallise.db.jobs import JobRow
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as screening_prompts
@@ -34,10 +34,16 @@ router = APIRouter(prefix="/screening", tags=["screening"])
 _TERMINAL_WITH_RESULTS = ("completed", "cancelled")
 
 
-def _model(services: Services, requested: str | None) -> str:
-    model = requested or services.configs.get("screening").model
-    get_capabilities(model, allow_unknown=services.settings.allow_unknown_models)  # 400 if unknown
-    return model
+def _models(services: Services, requested: str | None) -> tuple[ModelChoice, ModelChoice]:
+    """The labelling and clustering models that will run (400 if unknown or refused)."""
+    settings, configs = services.settings, services.configs
+    main = choose_model(settings, requested, configs.get("screening").model, "screening")
+    clustering = configs.get("screening.clustering").model
+    return main, choose_model(settings, None, clustering, "screening.clustering")
+
+
+def _warnings(*choices: ModelChoice) -> list[str] | None:
+    return [c.warning for c in choices if c.warning] or None
 
 
 def _summary(row: JobRow) -> s.ScreeningJobSummary:
@@ -77,8 +83,8 @@ async def create_job(
             f"papers: {len(body.papers)} papers exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
             f"{settings.max_papers_per_job}; split the job."
         )
-    model = _model(services, body.model)
-    clustering_model = services.configs.get("screening.clustering").model
+    main, clustering = _models(services, body.model)
+    model, clustering_model = main.model, clustering.model
     criteria = normalise_criteria(body.criteria)
     paper_tokens = sum(estimate_text_tokens(p.title + " " + p.abstract) for p in body.papers)
     estimate = estimate_screening(
@@ -102,7 +108,9 @@ async def create_job(
         "criteria": [asdict(c) for c in criteria],
         "questions": body.questions,
         "model": model,
+        "model_explicit": main.explicit,
         "clustering_model": clustering_model,
+        "warnings": _warnings(main, clustering) or [],
         "repetitions": body.repetitions,
         "threshold": body.threshold,
         "clusters_type": body.clusters_type,
@@ -173,6 +181,7 @@ async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
         stage_timings=row.stage_timings,  # type: ignore[union-attr]
         model=row.model,
         model_version=row.model_version,
+        warnings=(row.config or {}).get("warnings") or None,
         papers_count=row.item_count,
         project_id=row.project_id,
         usage=usage,
@@ -201,10 +210,11 @@ def results_page(
 
 @router.post("/estimate", response_model=s.EstimateResponse)
 def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateResponse:
-    model = _model(services, body.model)
+    main, clustering = _models(services, body.model)
+    model = main.model
     figures = estimate_screening(
         model=model,
-        clustering_model=services.configs.get("screening.clustering").model,
+        clustering_model=clustering.model,
         papers_count=body.papers_count,
         repetitions=body.repetitions,
         criteria_count=body.criteria_count,
@@ -215,6 +225,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         estimated_output_tokens=int(figures["estimated_output_tokens"]),
         estimated_cost_usd=float(figures["estimated_cost_usd"]),
         model=model,
+        warnings=_warnings(main, clustering),
         papers_count=body.papers_count,
         repetitions=body.repetitions,
         disclaimer=DISCLAIMER,
