@@ -60,10 +60,15 @@ def test_ready_warns_near_shutdown_and_degrades_after(
     assert body["status"] == "ready"
     assert any("gpt-5-nano" in w and "2026-12-11" in w for w in body["warnings"])
 
+    # after the date, the default policy runs retired defaults on their successors: still
+    # ready, and says so (the reject policy degrades instead: tests/config/test_retirement.py)
     monkeypatch.setattr(model_capabilities, "today_utc", lambda: date(2026, 12, 12))
     response = client.get("/health/ready")
-    assert response.status_code == 503
-    assert any("was shut down" in w for w in response.json()["warnings"])
+    assert response.status_code == 200
+    assert any(
+        "was shut down" in w and "successor 'gpt-5.4-nano'" in w
+        for w in response.json()["warnings"]
+    )
 
 
 def test_routes_answer_with_and_without_v1_prefix(client: TestClient) -> None:

@@ -465,6 +465,7 @@ def test_estimate_grows_with_records_and_fields(client: TestClient) -> None:
         "estimated_input_tokens",
         "estimated_output_tokens",
         "estimated_cost_usd",
+        "model",  # the model priced (issue 17); "warnings" only when a fallback applied
         "confidence",
         "disclaimer",
     }

@@ -14,7 +14,7 @@ from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.prompts import indexer as prompts
-from crystallise.screening.schemas import clean_text
+from crystallise.screening.schemas import has_text, plain_text
 
 # An unverifiable quote halves the stated confidence (never presented as verified).
 UNVERIFIED_CONFIDENCE_FACTOR = 0.5
@@ -46,8 +46,8 @@ class ExtractionContext:
 
 
 def record_text(record: dict[str, Any]) -> tuple[str, str]:
-    title = clean_text(record.get("Title") or record.get("title"))
-    abstract = clean_text(record.get("Abstract") or record.get("abstract"))
+    title = plain_text(record.get("Title") or record.get("title"))
+    abstract = plain_text(record.get("Abstract") or record.get("abstract"))
     return title, abstract
 
 
@@ -119,7 +119,7 @@ async def process_record(ctx: ExtractionContext, record: dict[str, Any]) -> dict
             "content": prompts.EXTRACTION.render_user(
                 project_context=ctx.context_block,
                 title=title or "[No title]",
-                abstract=abstract or "[No abstract]",
+                abstract=abstract if has_text(abstract) else "[No abstract]",
             ),
         },
     ]

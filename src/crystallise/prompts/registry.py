@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,36 @@ class Prompt:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def render_user(self, **values: str) -> str:
-        return (self.user or "").format(**values)
+        """The user template filled with ``values`` verbatim. Untrusted text sits between
+        delimiter tags (``<paper>``...``</paper>``); where a value itself contains such a tag,
+        the delimiters become one the values do not contain (``<paper-1>``), so caller text
+        reaches the model unchanged and still cannot close its own delimiter."""
+        template = self.user or ""
+        texts = [v for v in values.values() if isinstance(v, str)]
+        for tag in set(_DELIMITER.findall(template)):
+            if any(_tag_in(tag, text) for text in texts):
+                fence = _unused_fence(tag, texts)
+                template = template.replace(f"<{tag}>", f"<{fence}>")
+                template = template.replace(f"</{tag}>", f"</{fence}>")
+        return template.format(**values)
+
+
+_DELIMITER = re.compile(r"</([a-z_]+)>")
+DELIMITER_NOTE = (
+    "If the enclosed text itself contains such a tag, the enclosing tags carry a numeric "
+    "suffix (for example <paper-1> ... </paper-1>); only those enclose the data."
+)
+
+
+def _tag_in(tag: str, text: str) -> bool:
+    return re.search(rf"<\s*/?\s*{tag}\b", text, re.IGNORECASE) is not None
+
+
+def _unused_fence(tag: str, texts: list[str]) -> str:
+    n = 1
+    while any(_tag_in(f"{tag}-{n}", text) for text in texts):
+        n += 1
+    return f"{tag}-{n}"
 
 
 _REGISTRY: dict[str, Prompt] = {}

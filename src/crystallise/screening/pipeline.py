@@ -29,7 +29,7 @@ from crystallise.prompts import screening as prompts
 from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import Criterion, criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
-from crystallise.screening.schemas import LabelOutput
+from crystallise.screening.schemas import LabelOutput, has_text
 
 PAGE = 500
 USAGE_SAVE_INTERVAL_S = 2.0
@@ -74,7 +74,7 @@ def score_fields(paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
     mean = round(statistics.fmean(scores), 4)
     fields: dict[str, Any] = {"id": paper["id"]}
     fields.update({f"score_{i}": s for i, s in enumerate(scores, 1)})
-    flags = [] if paper.get("abstract") else ["no_abstract"]
+    flags = [] if has_text(paper.get("abstract")) else ["no_abstract"]
     if max(scores) - min(scores) >= 2:
         flags.append("high_disagreement")  # repetitions disagree: route to a human
     fields.update(
@@ -139,7 +139,7 @@ class ScreeningPipeline(ClusteringStages):
             "role": "user",
             "content": prompt.render_user(
                 title=paper.get("title") or "[No title]",
-                abstract=paper.get("abstract") or NO_ABSTRACT,
+                abstract=paper["abstract"] if has_text(paper.get("abstract")) else NO_ABSTRACT,
                 **extra,
             ),
         }

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_TAGS = re.compile(r"<[^>]{1,200}>")
-_WS = re.compile(r"\s+")
 
-
-def clean_text(value: Any) -> str:
-    """Strip markup and collapse whitespace: paper text is data for the prompt."""
+def plain_text(value: Any) -> str:
+    """Caller text exactly as sent (None is empty): never stripped, collapsed or de-tagged.
+    Prompt delimiters are kept safe by ``Prompt.render_user``, not by editing the text."""
     if value is None:
         return ""
-    return _WS.sub(" ", _TAGS.sub(" ", str(value))).strip()
+    return value if isinstance(value, str) else str(value)
+
+
+def has_text(value: str | None) -> bool:
+    return bool(value and value.strip())
 
 
 class Paper(BaseModel):
@@ -33,8 +34,8 @@ class Paper(BaseModel):
 
     @field_validator("title", "abstract", mode="before")
     @classmethod
-    def _clean(cls, value: Any) -> str:
-        return clean_text(value)
+    def _none_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 class ScreeningRequest(BaseModel):

@@ -202,7 +202,9 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
     )
 
 
-@router.post("/estimate", response_model=s.IndexerEstimateResponse)
+@router.post(
+    "/estimate", response_model=s.IndexerEstimateResponse, response_model_exclude_none=True
+)
 def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.IndexerEstimateResponse:
     choice = _model(services, body.model)
     figures = estimate_indexing(choice.model, body.fields, body.record_count)

@@ -208,7 +208,7 @@ def results_page(
     )
 
 
-@router.post("/estimate", response_model=s.EstimateResponse)
+@router.post("/estimate", response_model=s.EstimateResponse, response_model_exclude_none=True)
 def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateResponse:
     main, clustering = _models(services, body.model)
     model = main.model
