@@ -46,6 +46,13 @@ class FakeConfig:
     context_limit: int | None = None  # tokens; None: per-model default (272k / 1M)
     fail_statuses: list[Any] = field(default_factory=list)  # next calls: 500, 503, 429, "timeout"
     fail_every: int = 0  # every Nth chat call answers 500 (0: never)
+    # random faults: this share of chat calls fails with one of fault_kinds (seeded)
+    fault_rate: float = 0.0
+    fault_kinds: list[Any] = field(default_factory=lambda: [500, "timeout"])
+    fault_seed: int = 0
+    # chat calls whose text contains fail_match answer fail_match_status (e.g. one bad paper)
+    fail_match: str = ""
+    fail_match_status: int = 400
     timeout_sleep_s: float = 30.0
     retry_after_s: float | None = None  # on injected 429s
     refuse: bool = False
@@ -368,6 +375,12 @@ class FakeOpenAI:
                 )
         return key, None, headers
 
+    def _faults(self, cfg: FakeConfig) -> random.Random:
+        if getattr(self, "_fault_rng", None) is None or self._fault_seed != cfg.fault_seed:
+            self._fault_rng = random.Random(cfg.fault_seed)
+            self._fault_seed = cfg.fault_seed
+        return self._fault_rng
+
     def _context_limit(self, model: str) -> int:
         if self.state.config.context_limit is not None:
             return self.state.config.context_limit
@@ -427,6 +440,20 @@ class FakeOpenAI:
                 f"However, your messages resulted in {prompt_tokens} tokens.",
                 "invalid_request_error",
                 "context_length_exceeded",
+            )
+        if cfg.fail_match and cfg.fail_match in text:
+            state.statuses[cfg.fail_match_status] += 1
+            return _error(cfg.fail_match_status, "Rejected (injected for this text).", "x")
+        if cfg.fault_rate and self._faults(cfg).random() < cfg.fault_rate:
+            kind = self._faults(cfg).choice(cfg.fault_kinds)
+            if kind == "timeout":
+                epoch = state.epoch
+                await asyncio.sleep(cfg.timeout_sleep_s)
+                if state.epoch != epoch:
+                    return _error(STALE, "Stale call from an earlier test.", "stale")
+            state.statuses[int(kind) if kind != "timeout" else 504] += 1
+            return _error(
+                int(kind) if kind != "timeout" else 504, "Injected fault.", "server_error"
             )
         state.chat_count += 1
         if cfg.fail_every and state.chat_count % cfg.fail_every == 0:
@@ -828,6 +855,7 @@ class FakeOpenAIServer:
     def reset(self) -> None:
         self.fake.state.reset()
         self.fake.state.config = FakeConfig()
+        self.fake._fault_rng = None  # faults replay from fault_seed after every reset
 
     def script(
         self,

@@ -39,7 +39,11 @@ class Services:
         jobs = JobStore(sessions)
         secret = settings.secret_key.get_secret_value()
         box = SecretBox(secret) if secret else None
-        runner = JobRunner(jobs, secret_box=box, heartbeat_s=settings.worker_heartbeat_s)
+        runner = JobRunner(
+            jobs.with_retries(settings.db_retry_s),
+            secret_box=box,
+            heartbeat_s=settings.worker_heartbeat_s,
+        )
         dispatcher: JobDispatcher = (
             QueueDispatcher(runner, settings.postgres_conninfo)
             if settings.uses_queue

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from crystallise.api.middleware import request_id_var
 from crystallise.common.logging import get_logger
+from crystallise.errors import CrystalliseError
 from crystallise.llm.errors import LLMError
 
 log = get_logger(__name__)
@@ -48,6 +49,10 @@ async def _on_llm_error(request: Request, exc: LLMError) -> JSONResponse:
     return JSONResponse(status_code=exc.http_status, content={"detail": exc.to_detail()})
 
 
+async def _on_domain_error(request: Request, exc: CrystalliseError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     rid = request_id_var.get()
     log.error("unhandled_exception", error_type=type(exc).__name__, exc_info=exc)
@@ -61,4 +66,5 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(LLMError, _on_llm_error)  # type: ignore[arg-type]
+    app.add_exception_handler(CrystalliseError, _on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

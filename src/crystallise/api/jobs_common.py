@@ -15,29 +15,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from crystallise.api.deps import ServicesDep
+from crystallise.api.deps import OpenAIKeyDep, ServicesDep
+from crystallise.batch.resume import retry_job
 from crystallise.db.jobs import JobKind, JobRow, as_utc
-from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.services import Services
 
 
 def iso(value: datetime | None) -> str | None:
     value = as_utc(value)
     return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def key_source(services: Services, mock: bool, request_key: str | None) -> str:
-    """Where the job's OpenAI key comes from; rejects a real job that has none (401)."""
-    if mock:
-        return "none"
-    if request_key:
-        return "request"
-    if services.settings.server_openai_key:
-        return "server"
-    raise LLMError(
-        "No OpenAI API key: send X-OpenAI-API-Key, set CRYSTALLISE_OPENAI_API_KEY, or use mock.",
-        ErrorCategory.AUTH,
-    )
 
 
 def get_job_or_404(services: Services, kind: JobKind, job_id: str) -> JobRow:
@@ -201,6 +187,12 @@ def add_job_routes(
         get_job_or_404(services, kind, job_id)
         services.runner.cancel(kind, job_id)
         return summary(get_job_or_404(services, kind, job_id))
+
+    @router.post("/jobs/{job_id}/retry", response_model=summary_model)
+    async def retry(job_id: str, services: ServicesDep, key: OpenAIKeyDep) -> BaseModel:
+        """Run again only the items that are not done (failed, cancelled or never run);
+        stored results and the spent cost stay. 409 if the job is running or has none."""
+        return summary(await retry_job(services, kind, job_id, key))
 
     @router.get("/jobs/{job_id}/events")
     def job_events_stream(

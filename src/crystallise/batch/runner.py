@@ -249,6 +249,7 @@ class JobRunner:
                     "error": exc.message,
                     "error_category": exc.category.value,
                     "error_retryable": exc.retryable,
+                    **self._spent(kind, job_id),
                 },
             )
             return
@@ -271,25 +272,38 @@ class JobRunner:
         values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
         self._finish(kind, job_id, started_at, "completed", {"progress": 1.0, **values})
 
+    def _spent(self, kind: JobKind, job_id: str) -> dict[str, Any]:
+        """A failed job reports what it actually spent (its saved tally), not the estimate."""
+        row = self.store.get_job(kind, job_id)
+        usage = (row.usage or {}) if row is not None else {}
+        cost = usage.get("estimated_cost_usd")
+        return {"estimated_cost_usd": float(cost) if isinstance(cost, int | float) else 0.0}
+
     def _finish(
         self, kind: JobKind, job_id: str, started_at: Any, status: str, values: dict[str, Any]
     ) -> None:
         now = utcnow()
         duration = int((now - started_at).total_seconds() * 1000)
-        self.store.update_job(
-            kind,
-            job_id,
-            status=status,
-            completed_at=now,
-            duration_ms=duration,
-            encrypted_openai_key=None,  # the per-request key lives no longer than its job
+        final = {
+            "status": status,
+            "completed_at": now,
+            "duration_ms": duration,
+            "encrypted_openai_key": None,  # the per-request key lives no longer than its job
             **values,
-        )
+        }
+        if status == "completed":
+            status = self.store.complete_job(kind, job_id, **final)
+        else:
+            self.store.update_job(kind, job_id, **final)
         log.info("job_finished", job_id=job_id, kind=kind, status=status, duration_ms=duration)
 
     def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
         row = self.store.get_job(kind, job_id)
         started = as_utc(row.started_at) if row else None
         self._finish(
-            kind, job_id, started or utcnow(), "cancelled", {"error": "Cancelled by request"}
+            kind,
+            job_id,
+            started or utcnow(),
+            "cancelled",
+            {"error": "Cancelled by request", **self._spent(kind, job_id)},
         )

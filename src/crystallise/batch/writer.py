@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from crystallise.common.logging import get_logger
 from crystallise.db.jobs import JobStore
+
+log = get_logger(__name__)
 
 FLUSH_INTERVAL_S = 0.1
 FLUSH_MAX_ROWS = 200
@@ -39,17 +42,28 @@ class ItemWriter:
     async def _flush_after(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as exc:  # noqa: BLE001 - kept queued; close()/flush() raise it
+            log.warning("item_flush_failed", job_id=self._job_id, error=type(exc).__name__)
 
     async def flush(self) -> None:
+        """Write every queued row in one transaction. On failure (after the store's own
+        retries) the rows stay queued, under any newer phase of the same item, and the
+        error propagates: nothing is ever dropped."""
         async with self._lock:
             if not self._rows:
                 return
             rows = list(self._rows.values())
             self._rows.clear()
-            await asyncio.to_thread(self._store.save_items, self._job_id, rows)
+            try:
+                await asyncio.to_thread(self._store.save_items, self._job_id, rows)
+            except BaseException:
+                for row in rows:
+                    self._rows.setdefault(row[0], row)
+                raise
 
     async def close(self) -> None:
         if self._task is not None and not self._task.done():
-            await self._task
+            await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()

@@ -275,6 +275,7 @@ def validate_request(
             f"Request has ~{input_tokens} input tokens but '{model}' accepts at most "
             f"{caps.max_input_tokens}; send fewer or shorter texts.",
             ErrorCategory.VALIDATION,
+            item=True,
         )
     if max_output_tokens is not None and max_output_tokens > caps.max_output_tokens:
         raise LLMError(

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     worker_stalled_after_s: float = Field(
         20.0, gt=0, description="A job whose worker is silent this long is picked up by another."
     )
+    db_retry_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long the job machinery retries a write across a lost database "
+        "connection (restart, failover, SQLite busy or full) before failing the job.",
+    )
     job_retention_days: int = Field(30, ge=0, description="Purge terminal jobs older; 0 = keep.")
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool | None = Field(None, description="JSON logs; default: when not on a TTY.")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import copy
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from crystallise.common.logging import get_logger
 from crystallise.db.models import IndexerJob, JobItem, ScreeningJob
 
 JobKind = Literal["screening", "indexer"]
 JobRow = ScreeningJob | IndexerJob
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 ACTIVE_STATUSES = ("pending", "running")
+TERMINAL_ITEM_STATUSES = ("done", "error")
 # Any: both tables share their columns; mypy cannot join the two classes usefully.
 _MODELS: dict[str, Any] = {
     "screening": ScreeningJob,
@@ -44,11 +51,67 @@ class ItemRow:
     result: dict[str, Any] | None
 
 
-class JobStore:
-    """Creates, updates and reads jobs and their items. Each method is one transaction."""
+log = get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """A fault a later attempt can get past: lost/refused connection, server restarting,
+    SQLite busy or out of space. Constraint violations and bad SQL are not retried."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+def _retrying(method: F) -> F:
+    """Re-run the method (one whole transaction) across connection loss, for up to the
+    store's ``retry_s``; then the error propagates and the job fails honestly."""
+
+    @functools.wraps(method)
+    def wrapper(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self.retry_s
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if not _connection_lost(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "db_retry", method=method.__name__, error=type(exc.orig).__name__, delay_s=delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    return cast(F, wrapper)
+
+
+def _retry_public_methods(cls: type[JobStore]) -> type[JobStore]:
+    for name, member in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(member):
+            continue
+        if inspect.isgeneratorfunction(member) or name == "with_retries":
+            continue
+        setattr(cls, name, _retrying(member))
+    return cls
+
+
+@_retry_public_methods
+class JobStore:
+    """Creates, updates and reads jobs and their items. Each method is one transaction.
+
+    ``with_retries(s)`` gives a store whose methods retry across a lost database connection
+    (PostgreSQL restart, failover, SQLite busy) for ``s`` seconds: the job machinery uses it;
+    API requests use the plain store and fail fast."""
+
+    def __init__(self, sessions: sessionmaker[Session], retry_s: float = 0.0) -> None:
         self._sessions = sessions
+        self.retry_s = retry_s
+
+    def with_retries(self, seconds: float) -> JobStore:
+        store = copy.copy(self)
+        store.retry_s = seconds
+        return store
 
     # ---- jobs -----------------------------------------------------------------
     def create_job(
@@ -152,6 +215,77 @@ class JobStore:
                 .where(model.id == job_id, model.status.not_in(TERMINAL_STATUSES))
                 .values(**values)
             )
+
+    def complete_job(self, kind: JobKind, job_id: str, **values: Any) -> str:
+        """Complete the job only if every item is terminal (checked in this transaction);
+        otherwise fail it as retryable, naming how many items are unfinished."""
+        model = _MODELS[kind]
+        with self._sessions.begin() as session:
+            open_items = session.scalar(
+                select(func.count())
+                .select_from(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.status.not_in(TERMINAL_ITEM_STATUSES))
+            )
+            if open_items:
+                values = {
+                    **values,
+                    "status": "failed",
+                    "error": f"{open_items} items did not reach a final state; retry the job "
+                    "to finish them (POST .../retry).",
+                    "error_category": "transient",
+                    "error_retryable": True,
+                }
+            values["updated_at"] = utcnow()
+            session.execute(
+                update(model)
+                .where(model.id == job_id, model.status.not_in(TERMINAL_STATUSES))
+                .values(**values)
+            )
+            return str(values["status"])
+
+    def reopen(
+        self, kind: JobKind, job_id: str, *, key_source: str, encrypted_openai_key: str | None
+    ) -> tuple[JobRow | None, int]:
+        """Make a finished job ``pending`` again with its failed items back in the queue.
+
+        Items that ended in ``error`` return to ``labelled`` when they kept their scores
+        (screening), else to ``pending``; done items and the usage tally stay. Returns the
+        row (None if unknown) and how many items will run; nothing changes when none would
+        (or when the job is not finished)."""
+        model = _MODELS[kind]
+        with self._sessions.begin() as session:
+            row = cast(JobRow | None, session.get(model, job_id, with_for_update=True))
+            if row is None or row.status not in TERMINAL_STATUSES:
+                return row, 0
+            failed = list(
+                session.scalars(
+                    select(JobItem).where(JobItem.job_id == job_id, JobItem.status == "error")
+                )
+            )
+            for item in failed:
+                kept = {
+                    k: v
+                    for k, v in (item.result or {}).items()
+                    if k not in ("error", "error_category")
+                }
+                item.status = "labelled" if "scores" in kept else "pending"
+                item.result = kept if "scores" in kept else None
+            unfinished = session.scalar(
+                select(func.count())
+                .select_from(JobItem)
+                .where(JobItem.job_id == job_id, JobItem.status.in_(("pending", "labelled")))
+            )
+            if not unfinished and row.status == "completed":
+                return row, 0
+            row.status = "pending"
+            row.error = row.error_category = row.error_retryable = None
+            row.errors = None
+            row.completed_at = None
+            row.cancel_requested = False
+            row.key_source = key_source
+            row.encrypted_openai_key = encrypted_openai_key
+            row.updated_at = utcnow()
+            return row, int(unfinished or 0)
 
     def request_cancel(self, kind: JobKind, job_id: str) -> JobRow | None:
         """Flag a job for cancellation; a pending job is cancelled at once."""

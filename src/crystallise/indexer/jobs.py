@@ -12,9 +12,21 @@ from crystallise.batch.writer import ItemWriter
 from crystallise.indexer.mock import mock_record
 from crystallise.indexer.pipeline import ExtractionContext, process_record
 from crystallise.indexer.schemas import IndexerField, ProjectContext
+from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.services import Services
 
 USAGE_SAVE_INTERVAL_S = 1.0
+FAILED_SHARE = 0.10  # as screening: more failed records than this means a job-wide cause
+FAILED_MIN = 10
+
+
+def _too_many_failed(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
+    category = ErrorCategory(last.get("error_category") or "unknown")
+    return LLMError(
+        f"{failed} of {decided} records failed (more than {FAILED_SHARE:.0%}): the provider "
+        f"or the job is at fault, not single records. Last error: {last.get('error')}",
+        category,
+    )
 
 
 def make_indexer_job(services: Services) -> JobFunction:
@@ -41,6 +53,8 @@ def make_indexer_job(services: Services) -> JobFunction:
         writer = ItemWriter(ctx.store, ctx.job_id)
         workers = asyncio.Semaphore(int(config.get("max_workers", 4)))
         last_save = [0.0]
+        failed = [0]
+        done_before = done
 
         def save_usage() -> None:
             ctx.store.update_job(
@@ -60,8 +74,13 @@ def make_indexer_job(services: Services) -> JobFunction:
                 result = (
                     mock_record(fields, record) if job.mock else await process_record(ext, record)
                 )
-            writer.put(seq, "done" if result["indexing_status"] == "ok" else "error", result)
+            ok = result["indexing_status"] == "ok"
+            writer.put(seq, "done" if ok else "error", result)
             done += 1
+            if not ok:
+                failed[0] += 1
+                if failed[0] >= FAILED_MIN and failed[0] > FAILED_SHARE * (done - done_before):
+                    raise _too_many_failed(failed[0], done - done_before, result)
             ctx.report(done / max(total, 1), "extraction")
             if time.monotonic() - last_save[0] > USAGE_SAVE_INTERVAL_S:
                 last_save[0] = time.monotonic()
@@ -73,7 +92,12 @@ def make_indexer_job(services: Services) -> JobFunction:
                 batch = ctx.store.items(ctx.job_id, statuses=["pending"], limit=batch_size)
                 if not batch:
                     break
-                await asyncio.gather(*(one(i.seq, i.input) for i in batch))
+                try:
+                    async with asyncio.TaskGroup() as group:  # a job-wide error stops the rest
+                        for item in batch:
+                            group.create_task(one(item.seq, item.input))
+                except BaseExceptionGroup as group_error:
+                    raise group_error.exceptions[0] from None
                 await writer.flush()
         finally:
             await writer.close()
@@ -84,6 +108,9 @@ def make_indexer_job(services: Services) -> JobFunction:
             f"Record {i.item_id}: {(i.result or {}).get('error')}"
             for i in ctx.store.iter_items(ctx.job_id, statuses=["error"])
         ]
+        if errors and len(errors) == total:
+            last = ctx.store.items(ctx.job_id, statuses=["error"], limit=1)[0].result or {}
+            raise _too_many_failed(len(errors), total, last)
         summary = ext.tally.summary()
         return JobOutcome(
             {

@@ -137,6 +137,8 @@ async def process_record(ctx: ExtractionContext, record: dict[str, Any]) -> dict
         if arguments is None:
             raise LLMError("Model did not call the extraction function", ErrorCategory.TRANSIENT)
     except LLMError as exc:
+        if exc.stops_job:  # bad key, refused model, exhausted quota: no record can succeed
+            raise
         return {
             "ID": rid,
             "indexing_status": "error",
@@ -175,7 +177,12 @@ async def process_records(
 
     for start in range(0, len(records), batch_size):
         batch = records[start : start + batch_size]
-        await asyncio.gather(*(one(start + i, r) for i, r in enumerate(batch)))
+        try:
+            async with asyncio.TaskGroup() as group:  # one job-wide error stops the rest
+                for i, record in enumerate(batch):
+                    group.create_task(one(start + i, record))
+        except BaseExceptionGroup as errors:
+            raise errors.exceptions[0] from None
     return results
 
 

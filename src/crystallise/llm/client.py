@@ -383,6 +383,7 @@ def _to_result(
             raise LLMError(
                 "Model answer was cut off (finish_reason=length); raise max_output_tokens.",
                 ErrorCategory.VALIDATION,
+                item=True,
             )
         elif output_schema is not None or raw_json:
             try:
@@ -397,7 +398,9 @@ def _to_result(
     if not choices and failures:
         raise _SchemaMismatch(failures[0])
     if choices and all(c.refusal for c in choices):
-        raise LLMError(f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION)
+        raise LLMError(
+            f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION, item=True
+        )
     usage = completion.usage.model_dump() if completion.usage else None
     request_id = headers.get("x-request-id") if headers is not None else None
     return ChatResult(choices, usage, completion.model, request_id)

@@ -40,11 +40,27 @@ class LLMError(Exception):
         category: ErrorCategory = ErrorCategory.UNKNOWN,
         *,
         retry_after_s: float | None = None,
+        item: bool = False,
+        job_wide: bool = False,
     ) -> None:
         super().__init__(scrub(message))
         self.message = scrub(message)
         self.category = category
         self.retry_after_s = retry_after_s
+        # item: caused by (or confined to) this paper/record - others can go on; local
+        # pre-flight refusals (unknown model, bad parameter) are job-wide unless marked;
+        # job_wide: no call of this job can succeed (e.g. the account's quota is exhausted)
+        self.item = item
+        self.job_wide = job_wide
+
+    @property
+    def stops_job(self) -> bool:
+        """True if no other item of the job can succeed either: fail the job, not the item.
+        Bad keys, refused models and parameters, exhausted quota; item-caused validation
+        errors and exhausted retries of transient faults stay with their item."""
+        if self.job_wide or self.category is ErrorCategory.AUTH:
+            return True
+        return self.category is ErrorCategory.VALIDATION and not self.item
 
     @property
     def retryable(self) -> bool:
@@ -129,4 +145,21 @@ def to_llm_error(exc: BaseException) -> LLMError:
         message = f"Unexpected model error ({type(exc).__name__})"
     else:
         message = f"{_MESSAGES[category]}: {_provider_message(exc)}"
-    return LLMError(message, category)
+    # A provider's 400/422 may be this request's content (too long, filtered) or a
+    # parameter every call shares: it stays with its item, and a job whose items keep
+    # failing is failed by the pipelines' failed-share rule. Codes no call can get past
+    # (and 404: no such model) stop the job at once.
+    code = _provider_code(exc)
+    job_wide = code in _JOB_WIDE_CODES or isinstance(exc, openai.NotFoundError)
+    return LLMError(message, category, item=not job_wide, job_wide=job_wide)
+
+
+_JOB_WIDE_CODES = frozenset({"insufficient_quota", "model_not_found", "invalid_api_key"})
+
+
+def _provider_code(exc: BaseException) -> str | None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        code = body.get("code") or (body.get("error") or {}).get("code")
+        return code if isinstance(code, str) else None
+    return None

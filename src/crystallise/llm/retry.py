@@ -67,8 +67,10 @@ async def async_retry_with_backoff(
             error = to_llm_error(exc)
             if not error.retryable or attempt >= len(delays):
                 raise error from exc
-            delay = retry_after_seconds(exc)
-            delay = delays[attempt] if delay is None else delay
+            # a provider's hint may lengthen the backoff, never shorten it: a burst of 429s
+            # with "retry-after-ms: 100" must not exhaust the retries in a second
+            hint = retry_after_seconds(exc)
+            delay = delays[attempt] if hint is None else max(hint, delays[attempt])
             attempt += 1
             if on_retry:
                 on_retry(error, attempt, delay)
@@ -98,8 +100,8 @@ def retry_with_backoff(
             error = to_llm_error(exc)
             if not error.retryable or attempt >= max_retries:
                 raise error from exc
-            delay = retry_after_seconds(exc)
-            if delay is None:
-                delay = base_backoff**attempt + random.uniform(0, jitter)
+            backoff = base_backoff**attempt + random.uniform(0, jitter)
+            hint = retry_after_seconds(exc)
+            delay = backoff if hint is None else max(hint, backoff)
             attempt += 1
             sleep(delay)

@@ -24,7 +24,7 @@ from crystallise.config.model_capabilities import get_capabilities
 from crystallise.db.jobs import ItemRow
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
-from crystallise.llm.errors import LLMError
+from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.prompts import screening as prompts
 from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import Criterion, criterion_ids, job_context
@@ -35,6 +35,12 @@ PAGE = 500
 USAGE_SAVE_INTERVAL_S = 2.0
 CANCEL_WATCH_S = 0.1
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"
+# A paper whose calls fail gets an item error and the job goes on, unless more than this
+# share of the papers decided so far failed (counted once at least FAILED_MIN have failed),
+# or every paper failed: then the cause is the provider or the job, and the job fails.
+FAILED_SHARE = 0.10
+FAILED_MIN = 10
+MAX_LISTED_ERRORS = 1000
 
 
 @dataclass
@@ -58,6 +64,7 @@ class _Progress:
     total: int
     labelled: int = 0
     reasoned: int = 0
+    failed: int = 0
     timings: dict[str, list[float]] = field(default_factory=dict)
 
     def mark(self, stage: str) -> None:
@@ -214,8 +221,25 @@ class ScreeningPipeline(ClusteringStages):
             progress.mark("reasoning")
             self._report(progress)
         except LLMError as exc:
-            if self.failure is None:
-                self.failure = exc
+            if exc.stops_job:
+                self.failure = self.failure or exc
+                return
+            self._item_failed(item, result or {"id": paper["id"]}, exc, progress)
+
+    def _item_failed(
+        self, item: ItemRow, result: dict[str, Any], exc: LLMError, progress: _Progress
+    ) -> None:
+        """Keep what the paper got (e.g. its scores) with its error; stop only on a pattern."""
+        failed = {**result, "error": exc.message, "error_category": exc.category.value}
+        self.writer.put(item.seq, "error", failed)
+        progress.failed += 1
+        if "scores" not in result:  # failed before its labels were counted
+            progress.labelled += 1
+        progress.reasoned += 1
+        self._report(progress)
+        decided = progress.reasoned
+        if progress.failed >= FAILED_MIN and progress.failed > FAILED_SHARE * decided:
+            self.failure = self.failure or _too_many_failed(progress.failed, decided, exc)
 
     def _report(self, progress: _Progress) -> None:
         stage = "labelling" if progress.labelled < progress.total else "reasoning"
@@ -330,14 +354,44 @@ class ScreeningPipeline(ClusteringStages):
                 "estimated_cost_usd": summary["estimated_cost_usd"],
                 "usage": usage,
                 "model_version": self.model_version,
+                "errors": failed_papers(
+                    self.store.items(self.spec.job_id, statuses=["error"], limit=MAX_LISTED_ERRORS)
+                ),
             }
         )
 
     def _raise_if_stopped(self) -> None:
+        if self.failure is None:
+            failed = self.store.count_items(self.spec.job_id, ["error"])
+            total = self.store.count_items(self.spec.job_id)
+            if failed and failed == total:
+                last = LLMError("every paper failed", ErrorCategory.UNKNOWN)
+                for item in self.store.items(self.spec.job_id, statuses=["error"], limit=1):
+                    error = item.result or {}
+                    category = ErrorCategory(error.get("error_category", "unknown"))
+                    last = LLMError(str(error.get("error", "")), category)
+                self.failure = _too_many_failed(failed, total, last)
         if self.failure is not None:
             raise self.failure
         if self.ctx.cancelled():
             raise JobCancelled()
+
+
+def _too_many_failed(failed: int, decided: int, last: LLMError) -> LLMError:
+    return LLMError(
+        f"{failed} of {decided} papers failed (more than {FAILED_SHARE:.0%}): the provider or "
+        f"the job is at fault, not single papers. Last error: {last.message}",
+        last.category,
+    )
+
+
+def failed_papers(items: list[ItemRow]) -> list[str]:
+    """The job's ``errors`` list: one line per failed paper (the first MAX_LISTED_ERRORS)."""
+    return [
+        f"Paper {i.item_id}: {(i.result or {}).get('error_category')}: "
+        f"{(i.result or {}).get('error')}"
+        for i in items[:MAX_LISTED_ERRORS]
+    ]
 
 
 async def screen_papers(ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> JobOutcome:

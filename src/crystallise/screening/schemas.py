@@ -108,6 +108,8 @@ class ScreeningJobResponse(BaseModel):
     model: str | None = None
     model_version: str | None = None
     warnings: list[str] | None = None  # e.g. a retired model replaced by its successor
+    failed_count: int | None = None  # papers that ended with an item error
+    errors: list[str] | None = None  # one line per failed paper
     papers_count: int | None = None
     project_id: int | None = None
     usage: dict[str, Any] | None = None

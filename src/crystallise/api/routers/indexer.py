@@ -16,9 +16,9 @@ from crystallise.api.jobs_common import (
     find_idempotent,
     get_job_or_404,
     iso,
-    key_source,
     request_fingerprint,
 )
+from crystallise.batch.resume import key_source
 from crystallise.config.model_capabilities import ModelChoice, choose_model
 from crystallise.db.jobs import JobRow
 from crystallise.indexer import helpers, mock

@@ -18,9 +18,9 @@ from crystallise.api.jobs_common import (
     find_idempotent,
     get_job_or_404,
     iso,
-    key_source,
     request_fingerprint,
 )
+from crystallise.batch.resume import key_source
 from crystallise.config.model_capabilities import ModelChoice, choose_model
 from crystallise.db.jobs import JobRow
 from crystallise.llm.tokens import estimate_text_tokens
@@ -31,7 +31,8 @@ from crystallise.screening.estimate import DISCLAIMER, estimate_screening, forma
 from crystallise.services import Services
 
 router = APIRouter(prefix="/screening", tags=["screening"])
-_TERMINAL_WITH_RESULTS = ("completed", "cancelled")
+# a failed job's partial results stay readable (and resumable with /retry)
+_TERMINAL_WITH_RESULTS = ("completed", "cancelled", "failed")
 
 
 def _models(services: Services, requested: str | None) -> tuple[ModelChoice, ModelChoice]:
@@ -162,9 +163,10 @@ def _created(row: JobRow) -> s.JobCreated:
 )
 async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
     row = get_job_or_404(services, "screening", job_id)
-    results = None
+    results = failed = None
     if row.status in _TERMINAL_WITH_RESULTS:
         results = await asyncio.to_thread(_results, services, job_id)
+        failed = sum(1 for r in results if "error" in r)
     usage = {k: v for k, v in (row.usage or {}).items() if k != "tally"} or None
     return s.ScreeningJobResponse(
         job_id=row.id,
@@ -182,6 +184,8 @@ async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
         model=row.model,
         model_version=row.model_version,
         warnings=(row.config or {}).get("warnings") or None,
+        failed_count=failed,
+        errors=row.errors or None,
         papers_count=row.item_count,
         project_id=row.project_id,
         usage=usage,

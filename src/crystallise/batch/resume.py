@@ -1,0 +1,46 @@
+"""Resume a finished job: run only its items that are not done, keeping what is stored
+(results, spent usage). For failed and cancelled jobs, and completed jobs with failed items."""
+
+from __future__ import annotations
+
+import asyncio
+
+from crystallise.db.jobs import JobKind, JobRow
+from crystallise.errors import Conflict, NotFound
+from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.services import Services
+
+
+def key_source(services: Services, mock: bool, request_key: str | None) -> str:
+    """Where a job's OpenAI key comes from; rejects a real job that has none (401)."""
+    if mock:
+        return "none"
+    if request_key:
+        return "request"
+    if services.settings.server_openai_key:
+        return "server"
+    raise LLMError(
+        "No OpenAI API key: send X-OpenAI-API-Key, set CRYSTALLISE_OPENAI_API_KEY, or use mock.",
+        ErrorCategory.AUTH,
+    )
+
+
+async def retry_job(
+    services: Services, kind: JobKind, job_id: str, request_key: str | None
+) -> JobRow:
+    """Reopen the job and dispatch it; 404 unknown, 409 running or nothing left to run."""
+    row = await asyncio.to_thread(services.jobs.get_job, kind, job_id)
+    if row is None:
+        raise NotFound(f"Job not found: {job_id}")
+    if row.status not in ("completed", "failed", "cancelled"):
+        raise Conflict(f"Job {job_id} is {row.status}: only a finished job can be retried.")
+    source = key_source(services, row.mock, request_key)
+    key = request_key if source == "request" else None
+    encrypted = services.secret_box.encrypt(key) if key and services.secret_box else None
+    reopened, _runs = await asyncio.to_thread(
+        services.jobs.reopen, kind, job_id, key_source=source, encrypted_openai_key=encrypted
+    )
+    if reopened is None or reopened.status != "pending":
+        raise Conflict(f"Job {job_id} has no failed or unfinished items to retry.")
+    await services.dispatcher.dispatch(kind, job_id, key)
+    return reopened

@@ -1,0 +1,32 @@
+"""Domain errors the library raises; the API renders each once (``api/errors.py``) as its
+HTTP status with ``{"detail": message}``. Model failures are ``llm.errors.LLMError``."""
+
+from __future__ import annotations
+
+
+class CrystalliseError(Exception):
+    """A request the library refuses, with the HTTP status that describes why."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadInput(CrystalliseError):
+    status_code = 400
+
+
+class NotFound(CrystalliseError):
+    status_code = 404
+
+
+class Conflict(CrystalliseError):
+    status_code = 409
+
+
+class Unavailable(CrystalliseError):
+    """A dependency (database, disk) cannot serve the request now; retry later."""
+
+    status_code = 503
