@@ -53,6 +53,7 @@ class FakeConfig:
     # chat calls whose text contains fail_match answer fail_match_status (e.g. one bad paper)
     fail_match: str = ""
     fail_match_status: int = 400
+    echo_masked_key: bool = False  # 401 messages quote the key masked, as OpenAI's do
     timeout_sleep_s: float = 30.0
     retry_after_s: float | None = None  # on injected 429s
     refuse: bool = False
@@ -284,7 +285,9 @@ class FakeOpenAI:
                 key,
                 _error(
                     401,
-                    "Incorrect API key provided.",
+                    f"Incorrect API key provided: sk-****{key[-4:]}."
+                    if cfg.echo_masked_key
+                    else "Incorrect API key provided.",
                     "invalid_request_error",
                     "invalid_api_key",
                 ),
@@ -461,11 +464,14 @@ class FakeOpenAI:
             return _error(500, "The server had an error (periodic).", "server_error")
         state.in_flight += 1
         state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        epoch = state.epoch
         try:
             if cfg.latency_s:
                 await asyncio.sleep(cfg.latency_s)
         finally:
             state.in_flight -= 1
+        if state.epoch != epoch:  # reset while sleeping: a later test's script is not ours
+            return _error(STALE, "Stale call from an earlier test.", "stale")
         script = self._take_script(text)
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         source = _text_of([last_user]) or text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 
 import procrastinate
 
@@ -31,7 +30,7 @@ async def _watchdog(services: Services, app: procrastinate.App) -> None:
     next_purge = 0.0
     while True:
         await asyncio.sleep(settings.worker_heartbeat_s)
-        with suppress(Exception):
+        try:
             await retry_stalled_jobs(app, settings.worker_stalled_after_s)
             await asyncio.to_thread(services.runner.fail_orphaned, settings.worker_stalled_after_s)
             now = asyncio.get_running_loop().time()
@@ -41,6 +40,8 @@ async def _watchdog(services: Services, app: procrastinate.App) -> None:
                 await app.job_manager.delete_old_jobs(
                     nb_hours=settings.job_retention_days * 24, include_failed=True
                 )
+        except Exception:
+            log.exception("watchdog_failed")
 
 
 async def _requeue_unfinished(services: Services, app: object) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from crystallise.api.deps import require_api_key
 from crystallise.api.errors import install_error_handlers
+from crystallise.api.guard import bound_sync_calls, guard_json_body
 from crystallise.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crystallise.api.routers import config, health
 from crystallise.common.logging import configure_logging, get_logger
@@ -34,7 +37,7 @@ async def _maintenance_loop(services: Services) -> None:
     next_purge = 0.0
     while True:
         now = asyncio.get_running_loop().time()
-        with suppress(Exception):
+        try:
             if now >= next_purge:
                 next_purge = now + RETENTION_INTERVAL_S
                 purged = await asyncio.to_thread(
@@ -43,7 +46,22 @@ async def _maintenance_loop(services: Services) -> None:
                 if purged:
                     log.info("jobs_purged", count=purged)
             await asyncio.to_thread(services.dispatcher.maintain, settings.worker_stalled_after_s)
+        except Exception:
+            log.exception("maintenance_failed")
         await asyncio.sleep(settings.worker_heartbeat_s)
+
+
+def _protected_docs(app: FastAPI) -> None:
+    """/openapi.json and /docs behind the service key (CRYSTALLISE_DOCS_REQUIRE_KEY)."""
+    auth = [Depends(require_api_key)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=auth)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,11 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             set_default_client(None)
             await services.aclose()
 
+    public_docs = not settings.docs_require_key
     app = FastAPI(
         title="Crystallise AI Backend",
         version="0.1.0",
         description="AI screening, indexing and criteria help for systematic reviews.",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if public_docs else None,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
@@ -85,7 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Every route answers at /v1/... and at the unprefixed path.
     app.include_router(health.router)
-    auth = [Depends(require_api_key)]
+    auth = [Depends(require_api_key), Depends(guard_json_body), Depends(bound_sync_calls)]
+    if settings.docs_require_key:
+        _protected_docs(app)
     for router in _protected_routers():
         app.include_router(router, prefix="/v1", dependencies=auth)
         app.include_router(router, dependencies=auth, include_in_schema=False)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from crystallise.api.middleware import request_id_var
 from crystallise.common.logging import get_logger
@@ -53,9 +54,31 @@ async def _on_domain_error(request: Request, exc: CrystalliseError) -> JSONRespo
     return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
 
 
+def _request_id(request: Request) -> str:
+    """The id the middleware gave this request (it is in scope even where the context var,
+    reset when the middleware returned, is not)."""
+    rid = getattr(request.state, "request_id", None) or request_id_var.get()
+    return str(rid)
+
+
+async def _on_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Database down, restarting, busy or out of disk: a clear, retryable 503."""
+    rid = _request_id(request)
+    full = "full" in str(exc.orig).lower()
+    log.error("database_unavailable", request_id=rid, error=type(exc.orig).__name__, disk_full=full)
+    reason = "out of disk space" if full else "unavailable"
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"Database {reason}; retry later.", "request_id": rid},
+        headers={"x-request-id": rid, "retry-after": "5"},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    rid = request_id_var.get()
-    log.error("unhandled_exception", error_type=type(exc).__name__, exc_info=exc)
+    if isinstance(exc, OperationalError):
+        return await _on_database_error(request, exc)
+    rid = _request_id(request)
+    log.error("unhandled_exception", request_id=rid, error_type=type(exc).__name__, exc_info=exc)
     return JSONResponse(
         status_code=500,
         content={"detail": "Internal server error", "request_id": rid},
@@ -67,4 +90,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(LLMError, _on_llm_error)  # type: ignore[arg-type]
     app.add_exception_handler(CrystalliseError, _on_domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _on_database_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.batch.resume import retry_job
+from crystallise.common.types import INT32_MAX
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.services import Services
 
@@ -176,7 +177,9 @@ def add_job_routes(
         return [summary(r) for r in services.jobs.list_jobs(kind, limit)]
 
     @router.get("/active-job", response_model=summary_model | None)
-    def active_job(services: ServicesDep, project_id: int = Query(...)) -> BaseModel | None:
+    def active_job(
+        services: ServicesDep, project_id: int = Query(..., ge=-(2**31), le=INT32_MAX)
+    ) -> BaseModel | None:
         """The pending/running job of this project, or null (dedupe before starting one)."""
         row = services.jobs.active_job(kind, project_id)
         return summary(row) if row else None

@@ -35,6 +35,7 @@ class RequestContextMiddleware:
             else uuid.uuid4().hex
         )
         token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid  # for handlers outside this context
         report = ModelReport()
         report_token = model_report.set(report)
         structlog.contextvars.bind_contextvars(request_id=rid)
@@ -108,10 +109,23 @@ class BodySizeLimitMiddleware:
                     raise _TooLarge()
             return message
 
+        replaced = False
+
+        async def checked_send(message: Message) -> None:
+            # the framework may catch _TooLarge as a body error and answer 400: say 413
+            nonlocal replaced
+            if too_large:
+                if not replaced:
+                    replaced = True
+                    await self._reject(send)
+                return
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
+            await self.app(scope, limited_receive, checked_send)
         except _TooLarge:
-            await self._reject(send)
+            if not replaced:
+                await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body: Any = json.dumps(

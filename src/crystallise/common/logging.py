@@ -13,6 +13,9 @@ import structlog
 # OpenAI keys (sk-..., sk-proj-...) and bearer tokens never reach a log line.
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    # a provider's masked echo of a key ("sk-****pXYZ", "sk-proj-****...abcd") still
+    # carries part of it: none of it is passed on
+    re.compile(r"sk-[A-Za-z0-9_\-]*[*.]{2,}[A-Za-z0-9_\-*.]*"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9_\-\.]+"),
 ]
 _SECRET_KEYS = {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from crystallise.common.logging import get_logger
 from crystallise.db.service_configs import ServiceConfigStore
 from crystallise.prompts.registry import get_prompt
+
+log = get_logger(__name__)
 
 
 class ServiceConfig(BaseModel):
@@ -72,13 +75,26 @@ class ConfigRegistry:
             self._defaults["screening.clustering"]["model"] = clustering_model
 
     def service_ids(self) -> list[str]:
-        return sorted(set(self._defaults) | set(self._store.all_overrides()))
+        return sorted(self._defaults)
+
+    def is_known(self, service_id: str) -> bool:
+        return service_id in self._defaults
 
     def get(self, service_id: str) -> ServiceConfig:
-        """Effective config; an unknown id gets the generic default, not an error."""
-        values: dict[str, Any] = {**_FALLBACK, **self._defaults.get(service_id, {})}
-        values.update(self._store.get_override(service_id))
-        config = ServiceConfig(service_id=service_id, **values)
+        """Effective config; an unknown id gets the generic default, not an error. A stored
+        override that no longer validates is logged and ignored, never a failed request."""
+        defaults: dict[str, Any] = {**_FALLBACK, **self._defaults.get(service_id, {})}
+        override = self._store.get_override(service_id)
+        try:
+            config = ServiceConfig(service_id=service_id, **{**defaults, **override})
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e.get("loc")}
+            log.warning("service_config_ignored", service_id=service_id, fields=sorted(bad))
+            kept = {k: v for k, v in override.items() if k not in bad}
+            try:
+                config = ServiceConfig(service_id=service_id, **{**defaults, **kept})
+            except ValidationError:
+                config = ServiceConfig(service_id=service_id, **defaults)
         if config.system_prompt is None and config.prompt_template_id:
             prompt = get_prompt(config.prompt_template_id)
             if prompt is not None and prompt.system:

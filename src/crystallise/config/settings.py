@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     )
     request_timeout_s: float = Field(120.0, gt=0, description="Per model call timeout.")
     api_keys: str = Field("", description="Comma-separated service keys; empty = dev mode.")
+    docs_require_key: bool = Field(
+        False,
+        description="Put /docs and /openapi.json behind the service key (default: public, "
+        "they describe the API and hold no data).",
+    )
+    sync_timeout_s: float = Field(
+        150.0,
+        gt=0,
+        description="Bound on the total time of one synchronous AI request (every model call "
+        "and retry together); over it the caller gets a retryable `timeout` error.",
+    )
     admin_api_keys: str = Field("", description="Comma-separated keys allowed to PUT config.")
     api_host: str = Field("0.0.0.0", description="Bind host.")
     api_port: int = Field(8005, description="Bind port.")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crystallise.common.types import NonEmptyStr
+from crystallise.common.types import ModelName, NonEmptyStr
 
 CriterionType = Literal["include", "exclude"]
 PicosElement = Literal["population", "intervention", "comparison", "outcome", "study_design"]
@@ -57,7 +57,7 @@ class ConsolidationProposal(BaseModel):
 # ---- requests ----------------------------------------------------------------------
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    model: str | None = None
+    model: ModelName | None = None
     mock: bool = False
 
 

@@ -27,13 +27,15 @@ class ServiceConfigStore:
             return dict(row.values) if row else {}
 
     def merge_override(self, service_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``changes`` into the stored override and return the result."""
+        """Merge ``changes`` into the stored override and return the result; a ``None``
+        value removes that override (the field goes back to its default)."""
         with self._sessions.begin() as session:
             row = session.get(ServiceConfigRow, service_id, with_for_update=True)
             if row is None:
                 row = ServiceConfigRow(service_id=service_id, values={}, updated_at=utcnow())
                 session.add(row)
             merged = {**row.values, **changes}
+            merged = {k: v for k, v in merged.items() if v is not None}
             row.values = merged
             row.updated_at = utcnow()
             return dict(merged)

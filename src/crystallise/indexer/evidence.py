@@ -17,11 +17,20 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+# A quote shorter than this (after normalising) is found in almost any abstract ("a",
+# "12"): it cannot verify anything, so it counts as unverified. Three characters keep
+# short numeric evidence such as "150" checkable.
+MIN_QUOTE_CHARS = 3
+
+
 def verify_quotes(quotes: list[str], title: str, abstract: str) -> tuple[bool | None, list[str]]:
-    """``(all_found, not_found)``; ``None`` when there are no quotes to check."""
+    """``(all_found, not_found)``; ``None`` when there are no quotes to check. Quotes too
+    short to mean anything (under MIN_QUOTE_CHARS) are listed as not found."""
     source = normalise(f"{title}\n{abstract}")
     cleaned = [q for q in (str(q).strip() for q in quotes) if q]
     if not cleaned:
         return None, []
-    missing = [q for q in cleaned if normalise(q) not in source]
+    missing = [
+        q for q in cleaned if len(normalise(q)) < MIN_QUOTE_CHARS or normalise(q) not in source
+    ]
     return not missing, missing

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crystallise.common.types import NonEmptyStr
+from crystallise.common.types import ModelName, NonEmptyStr, ProjectId
 
 DataType = Literal["text", "number", "yes_no", "list_text", "list_number"]
 
@@ -47,12 +47,12 @@ class IndexerRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     records: list[dict[str, Any]] = Field(min_length=1)
     fields: list[IndexerField] = Field(min_length=1)
-    model: str | None = None
+    model: ModelName | None = None
     project_context: ProjectContext | None = None
     mode: Literal["test", "sample", "full"] = "full"
-    max_workers: int = Field(4, ge=1, le=64)
-    batch_size: int = Field(50, ge=1, le=1000)
-    project_id: int | None = None
+    max_workers: int = Field(4, ge=1, le=64, strict=True)
+    batch_size: int = Field(50, ge=1, le=1000, strict=True)
+    project_id: ProjectId | None = None
     mock: bool = False
 
     _check_fields = field_validator("fields")(_unique_field_names)
@@ -127,8 +127,8 @@ class IndexerJobSummary(BaseModel):
 
 class IndexerEstimateRequest(BaseModel):
     fields: list[IndexerField] = Field(min_length=1)
-    record_count: int = Field(ge=1)
-    model: str | None = None
+    record_count: int = Field(ge=1, le=10_000_000, strict=True)
+    model: ModelName | None = None
     _check_fields = field_validator("fields")(_unique_field_names)
 
 
@@ -155,7 +155,7 @@ class SuggestFieldsRequest(BaseModel):
     pico: dict[str, Any] | None = None
     sample_records: list[dict[str, Any]] = Field(default_factory=list)
     existing_fields: list[str] = Field(default_factory=list)
-    model: str | None = None
+    model: ModelName | None = None
     mock: bool = False
 
 
@@ -177,7 +177,7 @@ class RefineFieldsRequest(BaseModel):
     fields: list[IndexerField] = Field(min_length=1)
     project_context: ProjectContext | None = None
     sample_records: list[dict[str, Any]] = Field(default_factory=list)
-    model: str | None = None
+    model: ModelName | None = None
     mock: bool = False
     _check_fields = field_validator("fields")(_unique_field_names)
 
@@ -199,7 +199,7 @@ class GroupTagsRequest(BaseModel):
     values: list[str] = Field(min_length=1)
     project_context: ProjectContext | None = None
     num_groups_hint: int | None = Field(None, ge=1, le=100)
-    model: str | None = None
+    model: ModelName | None = None
     mock: bool = False
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncOpenAI
@@ -263,19 +264,22 @@ class LLMClient:
             note_model(model, result.model_version)
             return result
 
-        # A schema mismatch is asked once more; transport faults get the backoff policy.
-        for tries in range(SCHEMA_RETRIES + 1):
-            try:
-                return await async_retry_with_backoff(
-                    attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
-                )
-            except _SchemaMismatch as exc:
-                if tries >= SCHEMA_RETRIES:
-                    raise LLMError(
-                        f"Model answer did not match the response schema: {exc}",
-                        ErrorCategory.TRANSIENT,
-                    ) from exc
-        raise AssertionError("unreachable")
+        async def with_retries() -> ChatResult:
+            # A schema mismatch is asked once more; transport faults get the backoff policy.
+            for tries in range(SCHEMA_RETRIES + 1):
+                try:
+                    return await async_retry_with_backoff(
+                        attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
+                    )
+                except _SchemaMismatch as exc:
+                    if tries >= SCHEMA_RETRIES:
+                        raise LLMError(
+                            f"Model answer did not match the response schema: {exc}",
+                            ErrorCategory.TRANSIENT,
+                        ) from exc
+            raise AssertionError("unreachable")
+
+        return await within_deadline(with_retries())
 
     async def batch_chat(self, requests: Sequence[dict[str, Any]]) -> list[ChatResult | LLMError]:
         """Run many ``chat`` calls concurrently (the limiter caps them); errors are returned."""
@@ -354,7 +358,31 @@ class LLMClient:
             usage = response.usage.model_dump() if response.usage else None
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
-        return await async_retry_with_backoff(attempt, delays=self.retry_delays)
+        return await within_deadline(async_retry_with_backoff(attempt, delays=self.retry_delays))
+
+
+T = TypeVar("T")
+# The loop time by which a synchronous HTTP request's model calls must be done (set per
+# request by the API from CRYSTALLISE_SYNC_TIMEOUT_S; None in jobs, which have no bound).
+call_deadline: ContextVar[tuple[float, float] | None] = ContextVar("call_deadline", default=None)
+
+
+async def within_deadline(call: Awaitable[T]) -> T:
+    bound = call_deadline.get()
+    if bound is None:
+        return await call
+    deadline, budget = bound
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await call
+    except TimeoutError:
+        raise LLMError(
+            f"The request's model calls did not finish within {budget:g} s "
+            "(CRYSTALLISE_SYNC_TIMEOUT_S); the provider is slow or down: retry later, or use "
+            "an async job.",
+            ErrorCategory.TIMEOUT,
+            job_wide=True,  # the request's time is up: no further call of it can succeed
+        ) from None
 
 
 def _to_result(

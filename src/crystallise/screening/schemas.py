@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crystallise.common.types import ModelName, ProjectId, Repetitions
+
 
 def plain_text(value: Any) -> str:
     """Caller text exactly as sent (None is empty): never stripped, collapsed or de-tagged.
@@ -21,7 +23,7 @@ def has_text(value: str | None) -> bool:
 
 class Paper(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=512)
     title: str = ""
     abstract: str = ""
 
@@ -43,13 +45,14 @@ class ScreeningRequest(BaseModel):
     papers: list[Paper] = Field(min_length=1)
     criteria: list[dict[str, Any]] = Field(default_factory=list)
     questions: list[str] = Field(default_factory=list)
-    model: str | None = None
-    repetitions: int = Field(5, ge=1, le=20)
-    threshold: float = 1.0
+    model: ModelName | None = None
+    repetitions: Repetitions = 5
+    # scores are 1-5: a threshold outside 0-5 selects everything or nothing by accident
+    threshold: float = Field(1.0, ge=0, le=5, allow_inf_nan=False)
     clusters_type: Literal["include", "exclude"] | None = None
-    project_id: int | None = None
+    project_id: ProjectId | None = None
     mock: bool = False
-    max_estimated_cost_usd: float | None = Field(None, ge=0)
+    max_estimated_cost_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
@@ -66,10 +69,10 @@ class ScreeningRequest(BaseModel):
 
 
 class EstimateRequest(BaseModel):
-    papers_count: int = Field(ge=1)
-    model: str | None = None
-    repetitions: int = Field(5, ge=1, le=20)
-    criteria_count: int = Field(0, ge=0)
+    papers_count: int = Field(ge=1, le=10_000_000, strict=True)
+    model: ModelName | None = None
+    repetitions: Repetitions = 5
+    criteria_count: int = Field(0, ge=0, le=10_000, strict=True)
 
 
 class EstimateResponse(BaseModel):

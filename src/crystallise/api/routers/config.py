@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from crystallise.api.deps import ServicesDep, require_admin_key
 from crystallise.config.model_capabilities import get_capabilities
 from crystallise.config.registry import ServiceConfig
+from crystallise.errors import NotFound
 from crystallise.prompts.registry import list_prompts
 
 router = APIRouter(prefix="/config", tags=["config"])
@@ -17,11 +18,11 @@ router = APIRouter(prefix="/config", tags=["config"])
 
 class ServiceConfigUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str | None = Field(None, min_length=1)
-    system_prompt: str | None = None
+    model: str | None = Field(None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(None, max_length=100_000)
     prompt_template_id: str | None = None
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    max_output_tokens: int | None = Field(None, gt=0)
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
+    max_output_tokens: int | None = Field(None, gt=0, le=1_000_000)
     extra: dict[str, Any] | None = None
 
     @field_validator("prompt_template_id")
@@ -59,6 +60,12 @@ def get_service(service_id: str, services: ServicesDep) -> ServiceConfig:
 def update_service(
     service_id: str, body: ServiceConfigUpdate, services: ServicesDep
 ) -> ServiceConfig:
+    """Partial update; a field sent as ``null`` is reset to its default."""
+    if not services.configs.is_known(service_id):
+        raise NotFound(
+            f"Unknown service id '{service_id[:64]}'; known: "
+            + ", ".join(services.configs.service_ids())
+        )
     changes = body.model_dump(exclude_unset=True)
     if changes.get("model"):
         # raises a validation LLMError (400) naming the known models

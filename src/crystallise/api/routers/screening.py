@@ -21,6 +21,7 @@ from crystallise.api.jobs_common import (
     request_fingerprint,
 )
 from crystallise.batch.resume import key_source
+from crystallise.common.types import INT32_MAX
 from crystallise.config.model_capabilities import ModelChoice, choose_model
 from crystallise.db.jobs import JobRow
 from crystallise.llm.tokens import estimate_text_tokens
@@ -198,7 +199,7 @@ async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
 def results_page(
     job_id: str,
     services: ServicesDep,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=INT32_MAX),
     limit: int = Query(500, ge=1, le=5000),
 ) -> s.ResultsPage:
     row = get_job_or_404(services, "screening", job_id)
