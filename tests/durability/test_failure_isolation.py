@@ -130,7 +130,7 @@ def test_provider_down_fails_job_with_real_tally_then_retry_completes(
     assert body["status"] == "failed" and body["error_category"] == "transient"
     assert "papers failed" in body["error"]
     assert body["estimated_cost_usd"] == pytest.approx(body["usage"]["estimated_cost_usd"])
-    assert any("final_score" in r and "error" not in r for r in body["results"])
+    assert any("final_score" in r for r in body["results"])  # work before it failed is kept
     fake.reset()
     assert client.post(f"/v1/screening/jobs/{job_id}/retry").status_code == 200
     body = wait(client, job_id, timeout=60)
