@@ -118,6 +118,7 @@ class FakeState:
         # bumped on every reset: a call still sleeping from an earlier test must not count here
         self.epoch = getattr(self, "epoch", 0) + 1
         self.scripts: list[Script] = []
+        self.paid: Counter[tuple[str, str]] = Counter()
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.prompt_tokens = 0
@@ -145,6 +146,11 @@ class FakeState:
             "peak_concurrency": self.peak_in_flight,
             "max_prompt_tokens": self.max_prompt_tokens,
             "by_kind": self.by_kind,
+            # answered (paid) calls asking the same thing again, per response kind
+            "repeated_paid": {
+                kind: sum(n - 1 for (k, _), n in self.paid.items() if k == kind and n > 1)
+                for kind in {k for k, _ in self.paid}
+            },
         }
 
 
@@ -540,6 +546,8 @@ class FakeOpenAI:
         kind_name = (rf.get("json_schema") or {}).get("name") or (
             tools[0]["function"]["name"] if tools else "text"
         )
+        last_text = _text_of([last_user]) if last_user else text
+        state.paid[(kind_name, hashlib.sha1(last_text.encode()).hexdigest())] += 1
         row = state.by_kind.setdefault(kind_name, [0, 0, 0, 0])
         row[0] += 1
         row[1] += n

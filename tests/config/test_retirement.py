@@ -17,6 +17,7 @@ from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.screening.estimate import estimate_screening
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAIServer
+from tests.indexer.test_indexer_api import wait_job
 from tests.screening.test_screening_api import CRITERIA, papers, wait
 
 BEFORE = date(2026, 12, 10)
@@ -89,7 +90,7 @@ def test_default_flows_run_on_successors_after_shutdown(
 
         ijob = client.post("/v1/indexer/jobs", json={"records": [RECORD], "fields": FIELDS})
         assert ijob.status_code == 200, ijob.text
-        ibody = _wait_indexer(client, ijob.json()["job_id"])
+        ibody = wait_job(client, ijob.json()["job_id"])
         assert ibody["status"] == "completed" and ibody["model"] == "gpt-5.4-mini"
         assert ibody["warnings"]
 
@@ -218,13 +219,3 @@ def test_job_queued_before_shutdown_and_run_after(
         assert body["status"] == "failed" and body["error_category"] == "validation"
         assert "gpt-5.4-nano" in body["error"]
         assert fake.state.calls["chat"] == 0
-
-
-def _wait_indexer(client: TestClient, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/indexer/jobs/{job_id}").json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"indexer job {job_id} did not finish")

@@ -5,10 +5,8 @@ and in a final state (or failed as retryable, and then resumable to completion).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 from collections.abc import Iterator
@@ -17,56 +15,23 @@ from typing import Any
 
 import pytest
 
+from tests import pgcluster
 from tests.durability.test_crash_recovery import Proc, _env, _http, _wait_http
 from tests.fake_openai import FakeOpenAIServer, free_port
+from tests.pgcluster import Cluster
 
-PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 N = 300
 
 
-def _pg(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [str(PG_BINS[-1] / args[0]), *args[1:]]
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
-
-
 @pytest.fixture
-def own_cluster() -> Iterator[tuple[str, str, str, str]]:
-    """(url, data dir) of a fresh cluster this test owns; never the shared server."""
-    if not PG_BINS or (os.geteuid() == 0 and shutil.which("runuser") is None):
+def own_cluster() -> Iterator[Cluster]:
+    """A fresh cluster this test owns; never the shared server."""
+    if not pgcluster.available():
         if os.environ.get("CRYSTALLISE_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) required in CI")
         pytest.skip("PostgreSQL server binaries not installed: outage test skipped")
-    root = tempfile.mkdtemp(prefix="crystallise-pg-")
-    os.chmod(root, 0o777)
-    data, sock = f"{root}/data", root
-    port = free_port()
-    _pg("initdb", "-D", data, "-A", "trust", "-U", "postgres")
-    opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    _pg("pg_ctl", "-D", data, "-o", opts, "-l", f"{root}/log", "-w", "start")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", data, opts, f"{root}/log"
-    finally:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                str(PG_BINS[-1] / "pg_ctl"),
-                "-D",
-                data,
-                "-m",
-                "immediate",
-                "stop",
-            ]
-            if os.geteuid() == 0
-            else [str(PG_BINS[-1] / "pg_ctl"), "-D", data, "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with pgcluster.private_cluster() as cluster:
+        yield cluster
 
 
 def _try(method: str, url: str, body: Any = None) -> Any:
@@ -89,9 +54,9 @@ def _wait_final(base: str, job_id: str, timeout: float = 180) -> dict[str, Any]:
 
 
 def test_postgres_restart_mid_job_loses_nothing(
-    tmp_path: Path, fake: FakeOpenAIServer, own_cluster: tuple[str, str, str, str]
+    tmp_path: Path, fake: FakeOpenAIServer, own_cluster: Cluster
 ) -> None:
-    url, data, opts, log = own_cluster
+    url = own_cluster.url
     fake.configure(latency_s=0.05)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -131,8 +96,7 @@ def test_postgres_restart_mid_job_loses_nothing(
                 break
             time.sleep(0.1)
         assert body and body["status"] == "running" and body["progress"] < 0.9, body
-        # -l: the postmaster must not inherit our pipes (pg_ctl would never return)
-        _pg("pg_ctl", "-D", data, "-o", opts, "-l", log, "-m", "fast", "-w", "restart")
+        own_cluster.restart()
         body = _wait_final(base, job_id)
         if body["status"] == "failed":  # honest failure: must be retryable and resumable
             assert body["error_retryable"], body["error"]

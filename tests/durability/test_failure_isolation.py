@@ -15,6 +15,7 @@ from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.retry import async_retry_with_backoff
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAIServer
+from tests.indexer.test_indexer_api import wait_job
 from tests.screening.test_screening_api import CRITERIA, papers, wait
 
 FIELDS = [{"name": "sample_size", "description": "Participants", "data_type_primary": "number"}]
@@ -24,16 +25,6 @@ def records(n: int) -> list[dict[str, Any]]:
     return [
         {"ID": f"r{i}", "Title": f"Trial {i}", "Abstract": f"{100 + i} adults"} for i in range(n)
     ]
-
-
-def wait_indexer(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = client.get(f"/v1/indexer/jobs/{job_id}").json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError("indexer job did not finish")
 
 
 def screen(client: TestClient, ps: list[dict[str, Any]], **extra: Any) -> str:
@@ -198,23 +189,23 @@ def test_indexer_job_wide_failures_fail_the_job(
     sync = client.post("/v1/indexer/run", json=body, headers=bad)
     assert sync.status_code == 401 and sync.json()["detail"]["error_code"] == "auth"
     job = client.post("/v1/indexer/jobs", json=body, headers=bad).json()["job_id"]
-    result = wait_indexer(client, job)
+    result = wait_job(client, job)
     assert (result["status"], result["error_category"]) == ("failed", "auth")
 
     fake.configure(valid_keys=None, fail_statuses=[500] * 1000)
-    down = wait_indexer(client, client.post("/v1/indexer/jobs", json=body).json()["job_id"])
+    down = wait_job(client, client.post("/v1/indexer/jobs", json=body).json()["job_id"])
     assert (down["status"], down["error_category"]) == ("failed", "transient")
     assert down["estimated_cost_usd"] == 0.0  # nothing was spent
     fake.reset()
     assert client.post(f"/v1/indexer/jobs/{down['job_id']}/retry").status_code == 200
-    done = wait_indexer(client, down["job_id"])
+    done = wait_job(client, down["job_id"])
     assert done["status"] == "completed" and len(done["partial_results"]) == 5
 
 
 def test_indexer_one_bad_record_completes_job(client: TestClient, fake: FakeOpenAIServer) -> None:
     fake.configure(fail_match="Trial 2", fail_match_status=400)
     job = client.post("/v1/indexer/jobs", json={"records": records(6), "fields": FIELDS})
-    body = wait_indexer(client, job.json()["job_id"])
+    body = wait_job(client, job.json()["job_id"])
     assert body["status"] == "completed"
     statuses = {r["ID"]: r["indexing_status"] for r in body["partial_results"]}
     assert statuses["r2"] == "error" and list(statuses.values()).count("ok") == 5

@@ -253,8 +253,8 @@ def test_max_workers_bounds_concurrency(client: TestClient, fake: FakeOpenAIServ
     assert fake.state.peak_in_flight == 2
 
 
-def wait_job(client: TestClient, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
+def wait_job(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/v1/indexer/jobs/{job_id}").json()
         if body["status"] in ("completed", "failed", "cancelled"):

@@ -207,7 +207,7 @@ def resolve_model(
         )
     warning = (
         f"Model '{name}' was shut down on {caps.shutdown_date.isoformat()}; "
-        f"ran on its successor '{successor}' instead."
+        f"its successor '{successor}' is used instead."
     )
     report = model_report.get()
     if report is not None and warning not in report.warnings:
