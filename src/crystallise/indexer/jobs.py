@@ -6,27 +6,22 @@ import asyncio
 import time
 from typing import Any
 
+from crystallise.batch.failures import job_failure, too_many_failed
 from crystallise.batch.models import current_models
 from crystallise.batch.runner import JobCancelled, JobContext, JobFunction, JobOutcome
 from crystallise.batch.writer import ItemWriter
 from crystallise.indexer.mock import mock_record
 from crystallise.indexer.pipeline import ExtractionContext, process_record
 from crystallise.indexer.schemas import IndexerField, ProjectContext
-from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.llm.errors import LLMError
 from crystallise.services import Services
 
 USAGE_SAVE_INTERVAL_S = 1.0
-FAILED_SHARE = 0.10  # as screening: more failed records than this means a job-wide cause
-FAILED_MIN = 10
 
 
-def _too_many_failed(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
-    category = ErrorCategory(last.get("error_category") or "unknown")
-    return LLMError(
-        f"{failed} of {decided} records failed (more than {FAILED_SHARE:.0%}): the provider "
-        f"or the job is at fault, not single records. Last error: {last.get('error')}",
-        category,
-    )
+def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
+    category = str(last.get("error_category") or "unknown")
+    return job_failure(failed, decided, "records", category, str(last.get("error")))
 
 
 def make_indexer_job(services: Services) -> JobFunction:
@@ -79,8 +74,8 @@ def make_indexer_job(services: Services) -> JobFunction:
             done += 1
             if not ok:
                 failed[0] += 1
-                if failed[0] >= FAILED_MIN and failed[0] > FAILED_SHARE * (done - done_before):
-                    raise _too_many_failed(failed[0], done - done_before, result)
+                if too_many_failed(failed[0], done - done_before):
+                    raise _failure(failed[0], done - done_before, result)
             ctx.report(done / max(total, 1), "extraction")
             if time.monotonic() - last_save[0] > USAGE_SAVE_INTERVAL_S:
                 last_save[0] = time.monotonic()
@@ -110,7 +105,7 @@ def make_indexer_job(services: Services) -> JobFunction:
         ]
         if errors and len(errors) == total:
             last = ctx.store.items(ctx.job_id, statuses=["error"], limit=1)[0].result or {}
-            raise _too_many_failed(len(errors), total, last)
+            raise _failure(len(errors), total, last)
         summary = ext.tally.summary()
         return JobOutcome(
             {

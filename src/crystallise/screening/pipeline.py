@@ -18,13 +18,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, create_model
 
+from crystallise.batch.failures import job_failure, too_many_failed
 from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
 from crystallise.batch.writer import ItemWriter
 from crystallise.config.model_capabilities import get_capabilities
 from crystallise.db.jobs import ItemRow
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
-from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.llm.errors import LLMError
 from crystallise.prompts import screening as prompts
 from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import Criterion, criterion_ids, job_context
@@ -35,11 +36,7 @@ PAGE = 500
 USAGE_SAVE_INTERVAL_S = 2.0
 CANCEL_WATCH_S = 0.1
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"
-# A paper whose calls fail gets an item error and the job goes on, unless more than this
-# share of the papers decided so far failed (counted once at least FAILED_MIN have failed),
-# or every paper failed: then the cause is the provider or the job, and the job fails.
-FAILED_SHARE = 0.10
-FAILED_MIN = 10
+# A paper whose calls fail gets an item error and the job goes on (rule: batch/failures.py).
 MAX_LISTED_ERRORS = 1000
 
 
@@ -238,8 +235,10 @@ class ScreeningPipeline(ClusteringStages):
         progress.reasoned += 1
         self._report(progress)
         decided = progress.reasoned
-        if progress.failed >= FAILED_MIN and progress.failed > FAILED_SHARE * decided:
-            self.failure = self.failure or _too_many_failed(progress.failed, decided, exc)
+        if too_many_failed(progress.failed, decided):
+            self.failure = self.failure or job_failure(
+                progress.failed, decided, "papers", exc.category.value, exc.message
+            )
 
     def _report(self, progress: _Progress) -> None:
         stage = "labelling" if progress.labelled < progress.total else "reasoning"
@@ -365,24 +364,19 @@ class ScreeningPipeline(ClusteringStages):
             failed = self.store.count_items(self.spec.job_id, ["error"])
             total = self.store.count_items(self.spec.job_id)
             if failed and failed == total:
-                last = LLMError("every paper failed", ErrorCategory.UNKNOWN)
-                for item in self.store.items(self.spec.job_id, statuses=["error"], limit=1):
-                    error = item.result or {}
-                    category = ErrorCategory(error.get("error_category", "unknown"))
-                    last = LLMError(str(error.get("error", "")), category)
-                self.failure = _too_many_failed(failed, total, last)
+                (item,) = self.store.items(self.spec.job_id, statuses=["error"], limit=1)
+                error = item.result or {}
+                self.failure = job_failure(
+                    failed,
+                    total,
+                    "papers",
+                    str(error.get("error_category") or "unknown"),
+                    str(error.get("error", "")),
+                )
         if self.failure is not None:
             raise self.failure
         if self.ctx.cancelled():
             raise JobCancelled()
-
-
-def _too_many_failed(failed: int, decided: int, last: LLMError) -> LLMError:
-    return LLMError(
-        f"{failed} of {decided} papers failed (more than {FAILED_SHARE:.0%}): the provider or "
-        f"the job is at fault, not single papers. Last error: {last.message}",
-        last.category,
-    )
 
 
 def failed_papers(items: list[ItemRow]) -> list[str]:
