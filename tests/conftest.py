@@ -104,6 +104,9 @@ def make_settings(
         "openai_api_key": SERVER_KEY,
         "retry_delays": [0.01, 0.01, 0.01],
         "log_json": True,
+        # jobs in the test's own event loop; tests/durability/test_job_process.py covers the
+        # default (a job process beside the API)
+        "job_queue": "inprocess",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from crystallise.batch.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
+from crystallise.batch.job_process import ProcessDispatcher
 from crystallise.batch.runner import JobRunner
 from crystallise.common.secrets import SecretBox
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
+from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
 from crystallise.db.jobs import JobStore
 from crystallise.db.service_configs import ServiceConfigStore
@@ -21,7 +23,8 @@ from crystallise.llm.client import LLMClient
 class Services:
     settings: Settings
     engine: Engine
-    jobs: JobStore
+    jobs: JobStore  # synchronous: scripts and tests
+    store: AsyncJobStore  # the same store for async code: never blocks the event loop
     configs: ConfigRegistry
     llm: LLMClient
     runner: JobRunner
@@ -40,19 +43,20 @@ class Services:
         secret = settings.secret_key.get_secret_value()
         box = SecretBox(secret) if secret else None
         runner = JobRunner(
-            jobs.with_retries(settings.db_retry_s),
+            AsyncJobStore(jobs.with_retries(settings.db_retry_s)),
             secret_box=box,
             heartbeat_s=settings.worker_heartbeat_s,
         )
-        dispatcher: JobDispatcher = (
-            QueueDispatcher(runner, settings.postgres_conninfo)
-            if settings.uses_queue
-            else InProcessDispatcher(runner)
-        )
+        dispatcher: JobDispatcher = InProcessDispatcher(runner)
+        if settings.uses_queue:
+            dispatcher = QueueDispatcher(runner, settings.postgres_conninfo)
+        elif settings.uses_job_process:
+            dispatcher = ProcessDispatcher(runner, settings)
         return cls(
             settings=settings,
             engine=engine,
             jobs=jobs,
+            store=AsyncJobStore(jobs),
             configs=ConfigRegistry(
                 ServiceConfigStore(sessions), settings.default_model, settings.clustering_model
             ),

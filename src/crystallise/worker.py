@@ -17,6 +17,7 @@ from crystallise.batch.queue import (
 )
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings
+from crystallise.db.jobs import JOB_KINDS
 from crystallise.jobs import register_job_handlers
 from crystallise.llm.client import set_default_client
 from crystallise.llm.tokens import warm_up
@@ -32,7 +33,7 @@ async def _watchdog(services: Services, app: procrastinate.App) -> None:
         await asyncio.sleep(settings.worker_heartbeat_s)
         try:
             await retry_stalled_jobs(app, settings.worker_stalled_after_s)
-            await asyncio.to_thread(services.runner.fail_orphaned, settings.worker_stalled_after_s)
+            await services.runner.fail_orphaned(settings.worker_stalled_after_s)
             now = asyncio.get_running_loop().time()
             if settings.job_retention_days > 0 and now >= next_purge:
                 next_purge = now + 3600
@@ -44,14 +45,14 @@ async def _watchdog(services: Services, app: procrastinate.App) -> None:
             log.exception("watchdog_failed")
 
 
-async def _requeue_unfinished(services: Services, app: object) -> None:
+async def _requeue_unfinished(services: Services, app: procrastinate.App) -> None:
     """Jobs created but never queued (an API process died in between) get queued now."""
-    for kind in ("screening", "indexer"):
-        for row in services.jobs.unfinished_jobs(kind):  # type: ignore[arg-type]
+    for kind in JOB_KINDS:
+        for row in await services.store.unfinished_jobs(kind):
             if row.key_source == "request" and not row.encrypted_openai_key:
                 continue  # runs (or ran) on the API process that holds its key
-            if not await has_live_run(app, row.id):  # type: ignore[arg-type]
-                await defer_job(app, kind, row.id)  # type: ignore[arg-type]
+            if not await has_live_run(app, row.id):
+                await defer_job(app, kind, row.id)
 
 
 async def run_worker(settings: Settings, concurrency: int | None = None) -> None:

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from crystallise.batch.items import map_items
 from crystallise.batch.runner import JobContext, JobOutcome, JobRunner
+from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
-from crystallise.db.jobs import JobStore, utcnow
+from crystallise.db.jobs import ItemRow, JobStore, utcnow
 from crystallise.llm.errors import ErrorCategory, LLMError
 from tests.conftest import make_settings
 
@@ -22,22 +24,24 @@ def store(tmp_path: object, database_url: str) -> JobStore:
 
 
 def _words_job(delay: float = 0.0, fail_at: int | None = None, error: Exception | None = None):
-    """A real job function: counts words per item, checkpointing each item as it finishes."""
+    """A real job function on the shared machinery (``map_items``): counts words per item,
+    one at a time, checkpointing each item as it finishes."""
 
     async def run(ctx: JobContext) -> JobOutcome:
-        pending = ctx.store.items(ctx.job_id, statuses=["pending"], limit=10_000)
-        total = ctx.store.count_items(ctx.job_id)
-        done = total - len(pending)
-        for item in pending:
-            ctx.raise_if_cancelled()
+        total = await ctx.store.count_items(ctx.job_id)
+        done = [total - await ctx.store.count_items(ctx.job_id, ["pending"])]
+
+        async def one(item: ItemRow) -> None:
             if fail_at is not None and item.seq == fail_at:
                 raise error or RuntimeError("boom")
             await asyncio.sleep(delay)
-            ctx.store.save_item(
-                ctx.job_id, item.seq, "done", {"words": len(item.input["text"].split())}
-            )
-            done += 1
-            ctx.report(done / total, "counting")
+            ctx.writer.put(item.seq, "done", {"words": len(item.input["text"].split())})
+            await ctx.writer.flush()
+            done[0] += 1
+            await ctx.report(done[0] / total, "counting")
+
+        await map_items(ctx, one, statuses=["pending"], window=1)
+        ctx.raise_if_cancelled()
         return JobOutcome({"usage": {"items": total}})
 
     return run
@@ -55,7 +59,7 @@ def _create(store: JobStore, n: int = 5, project_id: int | None = 7, **kw: objec
 
 
 async def test_job_lifecycle_and_item_results(store: JobStore) -> None:
-    runner = JobRunner(store, {"screening": _words_job()})
+    runner = JobRunner(AsyncJobStore(store), {"screening": _words_job()})
     job_id = _create(store)
     row = store.get_job("screening", job_id)
     assert row is not None and row.status == "pending" and row.item_count == 5
@@ -75,7 +79,7 @@ async def test_job_lifecycle_and_item_results(store: JobStore) -> None:
 
 async def test_llm_failure_is_classified_on_the_job(store: JobStore) -> None:
     error = LLMError("Invalid OpenAI key", ErrorCategory.AUTH)
-    runner = JobRunner(store, {"screening": _words_job(fail_at=2, error=error)})
+    runner = JobRunner(AsyncJobStore(store), {"screening": _words_job(fail_at=2, error=error)})
     job_id = _create(store)
     runner.submit("screening", job_id)
     await runner.wait(job_id, timeout=10)
@@ -86,7 +90,7 @@ async def test_llm_failure_is_classified_on_the_job(store: JobStore) -> None:
 
 async def test_unexpected_exception_fails_job_without_details(store: JobStore) -> None:
     runner = JobRunner(
-        store, {"screening": _words_job(fail_at=0, error=ValueError("sk-secret-123456789"))}
+        AsyncJobStore(store), {"screening": _words_job(fail_at=0, error=ValueError("sk-secret-123456789"))}
     )
     job_id = _create(store)
     runner.submit("screening", job_id)
@@ -97,11 +101,11 @@ async def test_unexpected_exception_fails_job_without_details(store: JobStore) -
 
 
 async def test_cancel_stops_the_job_and_keeps_partial_results(store: JobStore) -> None:
-    runner = JobRunner(store, {"screening": _words_job(delay=0.05)})
+    runner = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.05)})
     job_id = _create(store, n=40)
     runner.submit("screening", job_id)
     await asyncio.sleep(0.2)
-    runner.cancel("screening", job_id)
+    await runner.cancel("screening", job_id)
     await runner.wait(job_id, timeout=10)
     row = store.get_job("screening", job_id)
     assert row.status == "cancelled"  # type: ignore[union-attr]
@@ -110,7 +114,7 @@ async def test_cancel_stops_the_job_and_keeps_partial_results(store: JobStore) -
 
 
 async def test_resume_after_restart_continues_from_checkpoint(store: JobStore) -> None:
-    first = JobRunner(store, {"screening": _words_job(delay=0.03)})
+    first = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.03)})
     job_id = _create(store, n=30)
     first.submit("screening", job_id)
     await asyncio.sleep(0.3)
@@ -119,7 +123,7 @@ async def test_resume_after_restart_continues_from_checkpoint(store: JobStore) -
     assert store.get_job("screening", job_id).status == "running"  # type: ignore[union-attr]
     assert 0 < done_before < 30
 
-    second = JobRunner(store, {"screening": _words_job()})
+    second = JobRunner(AsyncJobStore(store), {"screening": _words_job()})
     assert await second.resume_unfinished() == [job_id]
     await second.wait(job_id, timeout=10)
     assert store.get_job("screening", job_id).status == "completed"  # type: ignore[union-attr]
@@ -129,7 +133,7 @@ async def test_resume_after_restart_continues_from_checkpoint(store: JobStore) -
 async def test_job_with_request_key_cannot_resume(store: JobStore) -> None:
     job_id = _create(store, key_source="request")
     store.update_job("screening", job_id, status="running")
-    runner = JobRunner(store, {"screening": _words_job()})
+    runner = JobRunner(AsyncJobStore(store), {"screening": _words_job()})
     assert await runner.resume_unfinished() == []
     row = store.get_job("screening", job_id)
     assert (row.status, row.error_category) == ("failed", "server_restart")  # type: ignore[union-attr]
@@ -152,7 +156,7 @@ async def test_retention_purges_only_old_terminal_jobs(store: JobStore) -> None:
 
 
 async def test_cancel_flag_set_by_another_process_is_seen(store: JobStore) -> None:
-    runner = JobRunner(store, {"screening": _words_job(delay=0.05)})
+    runner = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.05)})
     job_id = _create(store, n=60)
     runner.submit("screening", job_id)
     await asyncio.sleep(0.2)

@@ -17,6 +17,8 @@ from crystallise.batch.runner import JobRunner
 from crystallise.common.secrets import SecretBox
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import utcnow
+from crystallise.indexer.schemas import IndexerRequest
+from crystallise.jobs.submit import Submission, submit_indexing
 from crystallise.services import Services
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAIServer
@@ -158,16 +160,9 @@ async def test_encrypted_key_lets_a_job_resume_after_restart(
     from crystallise.jobs import register_job_handlers
 
     register_job_handlers(services)
-    job_id = str(uuid.uuid4())
-    services.jobs.create_job(
-        "indexer",
-        job_id=job_id,
-        items=[(r["ID"], r) for r in RECORDS],
-        model="gpt-4.1-mini",
-        config={"fields": FIELDS, "project_context": None, "max_workers": 2, "batch_size": 50},
-        key_source="request",
-        encrypted_openai_key=SecretBox("s3cret").encrypt(CALLER_KEY),
-    )
+    body = IndexerRequest(records=RECORDS, fields=FIELDS, model="gpt-4.1-mini", max_workers=2)
+    stored = await submit_indexing(services, body, Submission(CALLER_KEY, dispatch=False))
+    job_id = stored.id
     services.jobs.update_job("indexer", job_id, status="running")  # as if the process died
     assert await services.runner.resume_unfinished() == [job_id]
     await services.runner.wait(job_id, timeout=20)
@@ -175,15 +170,10 @@ async def test_encrypted_key_lets_a_job_resume_after_restart(
     assert row.status == "completed" and row.encrypted_openai_key is None  # type: ignore[union-attr]
     assert {r["key"] for r in fake.requests()} == {CALLER_KEY}
     # with another secret the key cannot be read back: the job fails as the contract says
-    other = str(uuid.uuid4())
-    services.jobs.create_job(
-        "indexer",
-        job_id=other,
-        items=[("r0", RECORDS[0])],
-        model="gpt-4.1-mini",
-        config={"fields": FIELDS},
-        key_source="request",
-        encrypted_openai_key=SecretBox("old-secret").encrypt(CALLER_KEY),
+    body = IndexerRequest(records=RECORDS[:1], fields=FIELDS, model="gpt-4.1-mini")
+    other = (await submit_indexing(services, body, Submission(CALLER_KEY, dispatch=False))).id
+    services.jobs.update_job(
+        "indexer", other, encrypted_openai_key=SecretBox("old-secret").encrypt(CALLER_KEY)
     )
     await services.runner.execute("indexer", other)
     assert services.jobs.get_job("indexer", other).error_category == "server_restart"  # type: ignore[union-attr]
@@ -194,7 +184,7 @@ def test_orphaned_request_key_jobs_fail_once_their_process_is_silent(
     tmp_path: Path, fake: FakeOpenAIServer
 ) -> None:
     services = Services.build(make_settings(tmp_path, fake))
-    runner = JobRunner(services.jobs)
+    runner = JobRunner(services.store)
     stale, fresh, server_key = (str(uuid.uuid4()) for _ in range(3))
     for job_id, source in ((stale, "request"), (fresh, "request"), (server_key, "server")):
         services.jobs.create_job(
@@ -213,7 +203,7 @@ def test_orphaned_request_key_jobs_fail_once_their_process_is_silent(
             .where(ScreeningJob.id.in_([stale, server_key]))
             .values(updated_at=utcnow() - timedelta(minutes=5))
         )
-    assert runner.fail_orphaned(60) == 1
+    assert asyncio.run(runner.fail_orphaned(60)) == 1
     assert services.jobs.get_job("screening", stale).error_category == "server_restart"  # type: ignore[union-attr]
     assert services.jobs.get_job("screening", fresh).status == "running"  # type: ignore[union-attr]
     assert services.jobs.get_job("screening", server_key).status == "running"  # type: ignore[union-attr]

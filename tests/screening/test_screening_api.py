@@ -351,28 +351,21 @@ def test_clustering_of_20000_papers_stays_within_context(
     import asyncio
 
     from crystallise.batch.runner import JobRunner
+    from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.jobs import make_screening_job
+    from crystallise.screening.schemas import ScreeningRequest
     from crystallise.services import Services
 
     settings: Settings = make_settings(tmp_path, fake, max_concurrent_requests=50)
     services = Services.build(settings)
     n = 20_000
-    job_id = str(uuid.uuid4())
-    services.jobs.create_job(
-        "screening",
-        job_id=job_id,
-        items=[(f"p{i}", {"id": f"p{i}", "title": "t", "abstract": "a"}) for i in range(n)],
+    body = ScreeningRequest(
+        papers=[{"id": f"p{i}", "title": "t", "abstract": "a"} for i in range(n)],  # type: ignore[misc]
+        questions=["Q"],
         model="gpt-4.1-mini",
-        config={
-            "criteria": [],
-            "questions": ["Q"],
-            "model": "gpt-4.1-mini",
-            "clustering_model": "gpt-4.1",
-            "repetitions": 1,
-            "threshold": 1.0,
-            "clusters_type": None,
-        },
+        repetitions=1,
     )
+    job_id = asyncio.run(submit_screening(services, body, Submission(dispatch=False))).id
     reason = (
         "The abstract reports a randomised design in adults with hypertension and a blood pressure outcome, "
         * 2
@@ -391,12 +384,10 @@ def test_clustering_of_20000_papers_stays_within_context(
     fake.configure(context_limit=12_000)
 
     async def run() -> None:
-        runner = JobRunner(services.jobs)
-        runner.register("screening", make_screening_job(services))
         from crystallise.llm.client import LLMClient
 
         services.llm = LLMClient(settings)
-        runner.handlers["screening"] = make_screening_job(services)
+        runner = JobRunner(services.store, {"screening": make_screening_job(services)})
         runner.submit("screening", job_id)
         await runner.wait(job_id, timeout=240)
         await services.llm.aclose()

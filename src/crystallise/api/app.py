@@ -40,12 +40,10 @@ async def _maintenance_loop(services: Services) -> None:
         try:
             if now >= next_purge:
                 next_purge = now + RETENTION_INTERVAL_S
-                purged = await asyncio.to_thread(
-                    services.jobs.purge_expired, settings.job_retention_days
-                )
+                purged = await services.store.purge_expired(settings.job_retention_days)
                 if purged:
                     log.info("jobs_purged", count=purged)
-            await asyncio.to_thread(services.dispatcher.maintain, settings.worker_stalled_after_s)
+            await services.dispatcher.maintain(settings.worker_stalled_after_s)
         except Exception:
             log.exception("maintenance_failed")
         await asyncio.sleep(settings.worker_heartbeat_s)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from crystallise.jobs.submit import Submission
 from crystallise.services import Services
 
 MISSING_KEY = "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>."
@@ -71,3 +72,14 @@ def openai_request_key(
 
 
 OpenAIKeyDep = Annotated[str | None, Depends(openai_request_key)]
+
+
+def submission(
+    key: OpenAIKeyDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Submission:
+    """Who submits a job: the caller's OpenAI key (if any) and its Idempotency-Key."""
+    return Submission(request_key=key, idempotency_key=idempotency_key)
+
+
+SubmissionDep = Annotated[Submission, Depends(submission)]

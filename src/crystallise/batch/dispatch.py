@@ -1,4 +1,5 @@
-"""Where a new job runs: in this process (SQLite default) or through the PostgreSQL queue."""
+"""Where a new job runs: in this process, in the server's job process (SQLite default), or
+through the PostgreSQL queue."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from crystallise.db.jobs import JobKind
 
 
 class JobDispatcher(Protocol):
+    runner: JobRunner
+
     async def start(self) -> None: ...
     async def dispatch(self, kind: JobKind, job_id: str, request_key: str | None) -> None: ...
+    async def cancel(self, kind: JobKind, job_id: str) -> None: ...
     async def stop(self) -> None: ...
-    def maintain(self, stalled_after_s: float) -> None: ...
+    async def maintain(self, stalled_after_s: float) -> None: ...
 
 
 class InProcessDispatcher:
-    """Jobs run as tasks of the serving process; on start-up unfinished jobs resume."""
+    """Jobs run as tasks of this process; on start-up unfinished jobs resume."""
 
     def __init__(self, runner: JobRunner) -> None:
         self.runner = runner
@@ -30,10 +34,13 @@ class InProcessDispatcher:
     async def dispatch(self, kind: JobKind, job_id: str, request_key: str | None) -> None:
         self.runner.submit(kind, job_id, request_key)
 
+    async def cancel(self, kind: JobKind, job_id: str) -> None:
+        await self.runner.cancel(kind, job_id)
+
     async def stop(self) -> None:
         return None
 
-    def maintain(self, stalled_after_s: float) -> None:
+    async def maintain(self, stalled_after_s: float) -> None:
         return None
 
 
@@ -58,9 +65,12 @@ class QueueDispatcher:
             return
         await defer_job(self.app, kind, job_id)
 
+    async def cancel(self, kind: JobKind, job_id: str) -> None:
+        await self.runner.cancel(kind, job_id)  # stored flag: the worker sees it within 1 s
+
     async def stop(self) -> None:
         await self.app.close_async()
 
-    def maintain(self, stalled_after_s: float) -> None:
+    async def maintain(self, stalled_after_s: float) -> None:
         """Fail jobs whose key lived only in a process that went away."""
-        self.runner.fail_orphaned(stalled_after_s)
+        await self.runner.fail_orphaned(stalled_after_s)

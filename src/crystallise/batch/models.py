@@ -4,29 +4,36 @@ as a new request."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
 
 from crystallise.batch.runner import JobContext
-from crystallise.config.model_capabilities import ModelChoice, choose_model
+from crystallise.config.model_capabilities import choose_model
 from crystallise.config.settings import Settings
+from crystallise.jobs.specs import JobSpec
+
+S = TypeVar("S", bound=JobSpec)
 
 
-def current_models(
-    ctx: JobContext, settings: Settings, config: dict[str, Any], fields: dict[str, bool]
-) -> dict[str, Any]:
-    """``config`` with each of ``fields`` (config key -> named explicitly by the caller?)
-    resolved for today; any change is stored on the job with a warning. Raises the
-    ``validation`` LLMError of a refused model, which fails the job."""
-    choices: dict[str, ModelChoice] = {
-        key: choose_model(settings, config[key] if explicit else None, str(config[key]))
-        for key, explicit in fields.items()
-    }
-    changed = {k: c for k, c in choices.items() if c.warning}
+async def current_models(
+    ctx: JobContext, settings: Settings, spec: S, fields: tuple[str, ...]
+) -> S:
+    """``spec`` with each model field resolved for today (the first is the job's main model,
+    named explicitly by the caller when ``spec.model_explicit``; the others are service
+    defaults). Any change is stored on the job with a warning. Raises the ``validation``
+    LLMError of a refused model, which fails the job."""
+    changed: dict[str, str] = {}
+    warnings = list(spec.warnings)
+    for i, name in enumerate(fields):
+        stored = str(getattr(spec, name))
+        explicit = spec.model_explicit and i == 0
+        choice = choose_model(settings, stored if explicit else None, stored)
+        if choice.warning:
+            changed[name] = choice.model
+            if choice.warning not in warnings:
+                warnings.append(choice.warning)
     if not changed:
-        return config
-    warnings = list(config.get("warnings") or [])
-    warnings += [c.warning for c in changed.values() if c.warning and c.warning not in warnings]
-    updated = {**config, **{k: c.model for k, c in changed.items()}, "warnings": warnings}
-    main = next(iter(fields))
-    ctx.store.update_job(ctx.kind, ctx.job_id, config=updated, model=updated[main])
+        return spec
+    updated = spec.model_copy(update={**changed, "warnings": warnings})
+    config = updated.model_dump(mode="json")
+    await ctx.store.update_job(ctx.kind, ctx.job_id, config=config, model=updated.model)
     return updated

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import Conflict, NotFound
 from crystallise.llm.errors import ErrorCategory, LLMError
@@ -29,7 +27,7 @@ async def retry_job(
     services: Services, kind: JobKind, job_id: str, request_key: str | None
 ) -> JobRow:
     """Reopen the job and dispatch it; 404 unknown, 409 running or nothing left to run."""
-    row = await asyncio.to_thread(services.jobs.get_job, kind, job_id)
+    row = await services.store.get_job(kind, job_id)
     if row is None:
         raise NotFound(f"Job not found: {job_id}")
     if row.status not in ("completed", "failed", "cancelled"):
@@ -37,8 +35,8 @@ async def retry_job(
     source = key_source(services, row.mock, request_key)
     key = request_key if source == "request" else None
     encrypted = services.secret_box.encrypt(key) if key and services.secret_box else None
-    reopened, _runs = await asyncio.to_thread(
-        services.jobs.reopen, kind, job_id, key_source=source, encrypted_openai_key=encrypted
+    reopened, _runs = await services.store.reopen(
+        kind, job_id, key_source=source, encrypted_openai_key=encrypted
     )
     if reopened is None or reopened.status != "pending":
         raise Conflict(f"Job {job_id} has no failed or unfinished items to retry.")

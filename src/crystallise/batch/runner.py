@@ -1,8 +1,10 @@
-"""The in-process job runner: runs job functions in the serving process's event loop.
+"""The job runner: drives registered job functions to a terminal state.
 
-Job state lives in the database (the ``JobStore``); this runner only drives it. A per-request
-OpenAI key stays in this process's memory for the job's lifetime and is never written
-anywhere, so a job that needs one cannot resume after a restart (it fails ``server_restart``).
+Job state lives in the database (through the async ``AsyncJobStore``: no call blocks the
+event loop); this runner only drives it. A per-request OpenAI key stays in this process's
+memory for the job's lifetime and is never written anywhere unencrypted, so a job that
+needs one and has no encrypted copy cannot resume after a restart (it fails
+``server_restart``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from crystallise.batch.writer import ItemWriter
 from crystallise.common.logging import get_logger
 from crystallise.common.secrets import SecretBox
-from crystallise.db.jobs import JobKind, JobStore, as_utc, utcnow
+from crystallise.db.async_jobs import AsyncJobStore
+from crystallise.db.jobs import JOB_KINDS, JobKind, JobRow, as_utc, utcnow
 from crystallise.llm.errors import ErrorCategory, LLMError
 
 log = get_logger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
 CANCEL_POLL_INTERVAL_S = 1.0
+USAGE_SAVE_INTERVAL_S = 2.0
+TERMINAL = ("completed", "failed", "cancelled")
 
 
 class JobCancelled(Exception):
@@ -37,18 +43,25 @@ class JobOutcome:
 
 @dataclass
 class JobContext:
-    """What a job function receives: its id, the store, its key, progress and cancel."""
+    """What a job function receives: its row, the store, its key, progress and cancel."""
 
     kind: JobKind
     job_id: str
-    store: JobStore
+    store: AsyncJobStore
     request_key: str | None
     cancel_event: asyncio.Event
+    row: JobRow | None = None
+    writer: ItemWriter = field(init=False)
     _last_progress: float = 0.0
-    _last_cancel_poll: float = 0.0
+    _last_usage: float = 0.0
     _stage: str = ""
 
-    def report(self, progress: float, stage: str | None = None, *, force: bool = False) -> None:
+    def __post_init__(self) -> None:
+        self.writer = ItemWriter(self.store, self.job_id)
+
+    async def report(
+        self, progress: float, stage: str | None = None, *, force: bool = False
+    ) -> None:
         """Write progress (throttled) and stage (always) for pollers."""
         now = time.monotonic()
         stage_changed = stage is not None and stage != self._stage
@@ -59,17 +72,18 @@ class JobContext:
         if stage is not None:
             self._stage = stage
             values["stage"] = stage
-        self.store.update_job(self.kind, self.job_id, **values)
+        await self.store.update_job(self.kind, self.job_id, **values)
+
+    async def save_usage(self, values: dict[str, Any], *, force: bool = False) -> None:
+        """Store the usage tally so far (throttled): a crash or failure keeps what was spent."""
+        now = time.monotonic()
+        if force or now - self._last_usage >= USAGE_SAVE_INTERVAL_S:
+            self._last_usage = now
+            await self.store.update_job(self.kind, self.job_id, **values)
 
     def cancelled(self) -> bool:
-        """True once cancel was requested here or (checked every second) in the database."""
-        if self.cancel_event.is_set():
-            return True
-        now = time.monotonic()
-        if now - self._last_cancel_poll >= CANCEL_POLL_INTERVAL_S:
-            self._last_cancel_poll = now
-            if self.store.is_cancel_requested(self.kind, self.job_id):
-                self.cancel_event.set()
+        """True once cancel was requested (here, or in the database: the runner's watcher
+        checks the stored flag every second)."""
         return self.cancel_event.is_set()
 
     def raise_if_cancelled(self) -> None:
@@ -89,7 +103,7 @@ class JobRunner:
 
     def __init__(
         self,
-        store: JobStore,
+        store: AsyncJobStore,
         handlers: dict[str, JobFunction] | None = None,
         *,
         secret_box: SecretBox | None = None,
@@ -110,7 +124,8 @@ class JobRunner:
         """Start the job in the background of this process."""
         if request_key:
             self._keys[job_id] = request_key
-        self._start(kind, job_id)
+        if job_id not in self._tasks:
+            self._start(kind, job_id)
 
     def _start(self, kind: JobKind, job_id: str) -> None:
         # a fresh context: the job must not write into the creating request's state
@@ -125,14 +140,20 @@ class JobRunner:
         self._cancel.pop(job_id, None)
         self._keys.pop(job_id, None)  # the per-request key dies with the job
 
-    def cancel(self, kind: JobKind, job_id: str) -> None:
+    def running(self, job_id: str) -> bool:
+        return job_id in self._tasks
+
+    async def cancel(self, kind: JobKind, job_id: str) -> None:
         """Request cancellation: the job stops starting new calls and ends ``cancelled``.
 
         The flag is stored, so a job running in another process sees it within a second.
         """
-        row = self.store.request_cancel(kind, job_id)
+        row = await self.store.request_cancel(kind, job_id)
         if row is not None and row.status == "pending" and job_id not in self._tasks:
-            self._finish_cancelled(kind, job_id)
+            await self._finish_cancelled(kind, job_id)
+        self.signal_cancel(job_id)
+
+    def signal_cancel(self, job_id: str) -> None:
         event = self._cancel.get(job_id)
         if event is not None:
             event.set()
@@ -140,27 +161,27 @@ class JobRunner:
     async def resume_unfinished(self) -> list[str]:
         """Single-process start-up: continue every pending/running job from its checkpoint."""
         resumed: list[str] = []
-        for kind in ("screening", "indexer"):
+        for kind in JOB_KINDS:
             if kind not in self.handlers:
                 continue
-            for row in self.store.unfinished_jobs(kind):  # type: ignore[arg-type]
+            for row in await self.store.unfinished_jobs(kind):
                 if row.id in self._tasks:
                     continue
                 if row.key_source == "request" and self._request_key(row) is None:
-                    self.fail_server_restart(kind, row.id)  # type: ignore[arg-type]
+                    await self.fail_server_restart(kind, row.id)
                     continue
-                self._start(kind, row.id)  # type: ignore[arg-type]
+                self._start(kind, row.id)
                 resumed.append(row.id)
         if resumed:
             log.info("jobs_resumed", count=len(resumed))
         return resumed
 
-    def fail_orphaned(self, stale_after_s: float) -> int:
+    async def fail_orphaned(self, stale_after_s: float) -> int:
         """Fail jobs whose per-request key lived only in a process that went silent."""
         failed = 0
         cutoff = utcnow().timestamp() - stale_after_s
-        for kind in ("screening", "indexer"):
-            for row in self.store.unfinished_jobs(kind):  # type: ignore[arg-type]
+        for kind in JOB_KINDS:
+            for row in await self.store.unfinished_jobs(kind):
                 updated = as_utc(row.updated_at)
                 if (
                     row.key_source == "request"
@@ -169,13 +190,13 @@ class JobRunner:
                     and updated is not None
                     and updated.timestamp() < cutoff
                 ):
-                    self.fail_server_restart(kind, row.id)  # type: ignore[arg-type]
+                    await self.fail_server_restart(kind, row.id)
                     failed += 1
         return failed
 
-    def fail_server_restart(self, kind: JobKind, job_id: str) -> None:
+    async def fail_server_restart(self, kind: JobKind, job_id: str) -> None:
         """End a job whose per-request key is gone (integration contract: re-submit)."""
-        self.store.update_job(
+        await self.store.update_job(
             kind,
             job_id,
             status="failed",
@@ -199,7 +220,7 @@ class JobRunner:
         if task is not None:
             await asyncio.wait_for(asyncio.shield(task), timeout)
 
-    def _request_key(self, row: Any) -> str | None:
+    def _request_key(self, row: JobRow) -> str | None:
         """The job's per-request key: in this process's memory, or decrypted from the row."""
         if row.id in self._keys:
             return self._keys[row.id]
@@ -207,79 +228,76 @@ class JobRunner:
             return self.secret_box.decrypt(row.encrypted_openai_key)
         return None
 
-    async def _heartbeat(self, kind: JobKind, job_id: str) -> None:
-        """Touch ``updated_at`` while the job runs here, so others can tell it is alive."""
+    async def _watch(self, kind: JobKind, job_id: str, event: asyncio.Event) -> None:
+        """While the job runs here: see a stored cancel within a second, and touch
+        ``updated_at`` every heartbeat so that other processes can tell it is alive."""
+        last_beat = time.monotonic()
         while True:
-            await asyncio.sleep(self.heartbeat_s)
-            await asyncio.to_thread(self.store.update_job, kind, job_id)
+            await asyncio.sleep(CANCEL_POLL_INTERVAL_S)
+            if await self.store.is_cancel_requested(kind, job_id):
+                event.set()
+            if time.monotonic() - last_beat >= self.heartbeat_s:
+                last_beat = time.monotonic()
+                await self.store.update_job(kind, job_id)
 
     # ---- one job ---------------------------------------------------------------
     async def execute(self, kind: JobKind, job_id: str) -> None:
         """Run one job to a terminal state (or until this process stops). Idempotent."""
-        handler = self.handlers[kind]
-        row = self.store.get_job(kind, job_id)
-        if row is None or row.status in ("completed", "failed", "cancelled"):
+        row = await self.store.get_job(kind, job_id)
+        if row is None or row.status in TERMINAL:
             return
         request_key = self._request_key(row) if row.key_source == "request" else None
         if row.key_source == "request" and request_key is None:
-            self.fail_server_restart(kind, job_id)
+            await self.fail_server_restart(kind, job_id)
             return
         event = self._cancel.setdefault(job_id, asyncio.Event())
-        started_at = as_utc(row.started_at) or utcnow()
-        self.store.update_job(kind, job_id, status="running", started_at=started_at)
-        ctx = JobContext(kind, job_id, self.store, request_key, event)
         if row.cancel_requested:
             event.set()
-        heartbeat = asyncio.create_task(self._heartbeat(kind, job_id))
+        started_at = as_utc(row.started_at) or utcnow()
+        await self.store.update_job(kind, job_id, status="running", started_at=started_at)
+        ctx = JobContext(kind, job_id, self.store, request_key, event, row)
+        watcher = asyncio.create_task(self._watch(kind, job_id, event))
+        try:
+            status, values = await self._outcome(ctx)
+        finally:
+            watcher.cancel()
+        await self._finish(kind, job_id, started_at, status, values)
+
+    async def _outcome(self, ctx: JobContext) -> tuple[str, dict[str, Any]]:
+        """Run the handler; the terminal status and the columns to store with it."""
         try:
             ctx.raise_if_cancelled()
-            outcome = await handler(ctx)
+            outcome = await self.handlers[ctx.kind](ctx)
         except asyncio.CancelledError:
             raise  # process shutdown: leave the job to be resumed
         except JobCancelled:
-            self._finish_cancelled(kind, job_id)
-            return
+            return "cancelled", {"error": "Cancelled by request", **await self._spent(ctx)}
         except LLMError as exc:
-            self._finish(
-                kind,
-                job_id,
-                started_at,
-                "failed",
-                {
-                    "error": exc.message,
-                    "error_category": exc.category.value,
-                    "error_retryable": exc.retryable,
-                    **self._spent(kind, job_id),
-                },
-            )
-            return
+            return "failed", {
+                "error": exc.message,
+                "error_category": exc.category.value,
+                "error_retryable": exc.retryable,
+                **await self._spent(ctx),
+            }
         except Exception as exc:
-            log.exception("job_crashed", job_id=job_id, kind=kind)
-            self._finish(
-                kind,
-                job_id,
-                started_at,
-                "failed",
-                {
-                    "error": f"Internal error ({type(exc).__name__}); see server logs for job {job_id}.",
-                    "error_category": ErrorCategory.UNKNOWN.value,
-                    "error_retryable": False,
-                },
-            )
-            return
-        finally:
-            heartbeat.cancel()
+            log.exception("job_crashed", job_id=ctx.job_id, kind=ctx.kind)
+            return "failed", {
+                "error": f"Internal error ({type(exc).__name__}); see server logs for job "
+                f"{ctx.job_id}.",
+                "error_category": ErrorCategory.UNKNOWN.value,
+                "error_retryable": False,
+            }
         values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
-        self._finish(kind, job_id, started_at, "completed", {"progress": 1.0, **values})
+        return "completed", {"progress": 1.0, **values}
 
-    def _spent(self, kind: JobKind, job_id: str) -> dict[str, Any]:
+    async def _spent(self, ctx: JobContext) -> dict[str, Any]:
         """A failed job reports what it actually spent (its saved tally), not the estimate."""
-        row = self.store.get_job(kind, job_id)
+        row = await self.store.get_job(ctx.kind, ctx.job_id)
         usage = (row.usage or {}) if row is not None else {}
         cost = usage.get("estimated_cost_usd")
         return {"estimated_cost_usd": float(cost) if isinstance(cost, int | float) else 0.0}
 
-    def _finish(
+    async def _finish(
         self, kind: JobKind, job_id: str, started_at: Any, status: str, values: dict[str, Any]
     ) -> None:
         now = utcnow()
@@ -292,18 +310,14 @@ class JobRunner:
             **values,
         }
         if status == "completed":
-            status = self.store.complete_job(kind, job_id, **final)
+            status = await self.store.complete_job(kind, job_id, **final)
         else:
-            self.store.update_job(kind, job_id, **final)
+            await self.store.update_job(kind, job_id, **final)
         log.info("job_finished", job_id=job_id, kind=kind, status=status, duration_ms=duration)
 
-    def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
-        row = self.store.get_job(kind, job_id)
+    async def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
+        row = await self.store.get_job(kind, job_id)
         started = as_utc(row.started_at) if row else None
-        self._finish(
-            kind,
-            job_id,
-            started or utcnow(),
-            "cancelled",
-            {"error": "Cancelled by request", **self._spent(kind, job_id)},
-        )
+        ctx = JobContext(kind, job_id, self.store, None, asyncio.Event(), row)
+        values = {"error": "Cancelled by request", **await self._spent(ctx)}
+        await self._finish(kind, job_id, started or utcnow(), "cancelled", values)

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from crystallise.common.logging import get_logger
-from crystallise.db.jobs import JobStore
+from crystallise.db.async_jobs import AsyncJobStore
 
 log = get_logger(__name__)
 
@@ -22,7 +22,7 @@ class ItemWriter:
     ``flush()`` before reading results back or finishing the job.
     """
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: AsyncJobStore, job_id: str) -> None:
         self._store = store
         self._job_id = job_id
         self._rows: dict[int, tuple[int, str, dict[str, Any] | None]] = {}
@@ -59,7 +59,7 @@ class ItemWriter:
             rows = list(self._rows.values())
             self._rows.clear()
             try:
-                await asyncio.to_thread(self._store.save_items, self._job_id, rows)
+                await self._store.save_items(self._job_id, rows)
             except BaseException:
                 for row in rows:
                     self._rows.setdefault(row[0], row)

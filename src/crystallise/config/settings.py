@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     )
     job_queue: str = Field(
         "auto",
-        description="auto (PostgreSQL: procrastinate, SQLite: inprocess), inprocess, procrastinate.",
-        pattern="^(auto|inprocess|procrastinate)$",
+        description="auto (PostgreSQL: procrastinate, SQLite: process), process (a job "
+        "process beside the API), inprocess (the API's own event loop), procrastinate.",
+        pattern="^(auto|process|inprocess|procrastinate)$",
     )
     worker_concurrency: int = Field(
         4, ge=1, description="Jobs one `crystallise worker` runs at once."
@@ -133,6 +134,13 @@ class Settings(BaseSettings):
         if self.job_queue == "procrastinate":
             return True
         return self.job_queue == "auto" and self.is_postgres
+
+    @property
+    def uses_job_process(self) -> bool:
+        """True when `crystallise serve` runs jobs in its own child process (SQLite default)."""
+        if self.job_queue == "process":
+            return True
+        return self.job_queue == "auto" and not self.is_postgres
 
     @property
     def postgres_conninfo(self) -> str:

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from crystallise.config.model_capabilities import choose_model, get_capabilities
-from crystallise.config.registry import ConfigRegistry, ServiceConfig
+from crystallise.config.registry import ConfigRegistry
 from crystallise.criteria import schemas as s
+from crystallise.llm.ask import ask, plan_service
 from crystallise.llm.client import LLMClient
 from crystallise.prompts import criteria as prompts
 from crystallise.prompts.registry import Prompt
@@ -47,22 +47,12 @@ async def _ask(
     model: str | None,
     **values: str,
 ) -> T:
-    config: ServiceConfig = ctx.configs.get(service_id)
-    chosen = choose_model(ctx.llm.settings, model, config.model, service_id).model
-    caps = get_capabilities(chosen, allow_unknown=ctx.llm.settings.allow_unknown_models)
-    system = config.system_prompt if config.prompt_template_id == prompt.name else None
+    plan = plan_service(ctx.llm.settings, ctx.configs, service_id, model, prompt)
     messages = [
-        {"role": "system", "content": system or prompt.system or ""},
+        {"role": "system", "content": plan.system or prompt.system or ""},
         {"role": "user", "content": prompt.render_user(**values)},
     ]
-    result = await ctx.llm.chat(
-        messages,
-        model=chosen,
-        output_schema=output,
-        temperature=config.temperature if caps.supports_temperature else None,
-        max_output_tokens=min(config.max_output_tokens, caps.max_output_tokens),
-        request_key=ctx.request_key,
-    )
+    result = await ask(ctx.llm, plan, messages, output_schema=output, request_key=ctx.request_key)
     parsed: T = result.parsed
     return parsed
 

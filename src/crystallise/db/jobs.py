@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -19,6 +19,7 @@ from crystallise.common.logging import get_logger
 from crystallise.db.models import IndexerJob, JobItem, ScreeningJob
 
 JobKind = Literal["screening", "indexer"]
+JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind)  # the one list of job kinds
 JobRow = ScreeningJob | IndexerJob
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 ACTIVE_STATUSES = ("pending", "running")
@@ -325,7 +326,7 @@ class JobStore:
         if retention_days <= 0:
             return 0
         cutoff = utcnow() - timedelta(days=retention_days)
-        return sum(self.purge_terminal_before(kind, cutoff) for kind in ("screening", "indexer"))
+        return sum(self.purge_terminal_before(kind, cutoff) for kind in JOB_KINDS)
 
     # ---- items ----------------------------------------------------------------
     def items(

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from crystallise.config.model_capabilities import choose_model, get_capabilities
 from crystallise.config.registry import ConfigRegistry
 from crystallise.indexer import schemas as s
+from crystallise.llm.ask import ask, plan_service
 from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import tally_usage
 from crystallise.prompts import indexer as prompts
@@ -35,26 +35,15 @@ def snake_case(name: str) -> str:
 async def _ask(
     ctx: HelperContext, prompt: Prompt, output: type[T], model: str | None, context: dict[str, Any]
 ) -> tuple[T, dict[str, Any]]:
-    config = ctx.configs.get("indexer")
-    chosen = choose_model(ctx.llm.settings, model, config.model, "indexer").model
-    caps = get_capabilities(chosen, allow_unknown=ctx.llm.settings.allow_unknown_models)
-    result = await ctx.llm.chat(
-        [
-            {"role": "system", "content": prompt.system or ""},
-            {
-                "role": "user",
-                "content": prompt.render_user(
-                    context=json.dumps(context, ensure_ascii=False, indent=1)
-                ),
-            },
-        ],
-        model=chosen,
-        output_schema=output,
-        temperature=config.temperature if caps.supports_temperature else None,
-        request_key=ctx.request_key,
-    )
+    plan = plan_service(ctx.llm.settings, ctx.configs, "indexer", model, prompt)
+    user = prompt.render_user(context=json.dumps(context, ensure_ascii=False, indent=1))
+    messages = [
+        {"role": "system", "content": plan.system or prompt.system or ""},
+        {"role": "user", "content": user},
+    ]
+    result = await ask(ctx.llm, plan, messages, output_schema=output, request_key=ctx.request_key)
     parsed: T = result.parsed
-    return parsed, tally_usage(chosen, [result.usage])
+    return parsed, tally_usage(plan.model, [result.usage])
 
 
 def _context(pc: s.ProjectContext | None) -> dict[str, Any]:

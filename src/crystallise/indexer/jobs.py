@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from crystallise.batch.failures import job_failure, too_many_failed
+from crystallise.batch.items import map_items
 from crystallise.batch.models import current_models
-from crystallise.batch.runner import JobCancelled, JobContext, JobFunction, JobOutcome
-from crystallise.batch.writer import ItemWriter
+from crystallise.batch.runner import JobContext, JobFunction, JobOutcome
+from crystallise.db.jobs import ItemRow
 from crystallise.indexer.mock import mock_record
 from crystallise.indexer.pipeline import ExtractionContext, process_record
-from crystallise.indexer.schemas import IndexerField, ProjectContext
+from crystallise.jobs.specs import IndexerJobSpec, load_spec
+from crystallise.llm.ask import plan_model
 from crystallise.llm.errors import LLMError
 from crystallise.services import Services
-
-USAGE_SAVE_INTERVAL_S = 1.0
 
 
 def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
@@ -24,97 +22,82 @@ def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
     return job_failure(failed, decided, "records", category, str(last.get("error")))
 
 
-def make_indexer_job(services: Services) -> JobFunction:
-    async def run(ctx: JobContext) -> JobOutcome:
-        job = ctx.store.get_job("indexer", ctx.job_id)
-        assert job is not None
-        explicit = bool(job.config.get("model_explicit", False))
-        stored = {**job.config, "model": job.model}
-        config: dict[str, Any] = current_models(ctx, services.settings, stored, {"model": explicit})
-        fields = [IndexerField(**f) for f in config["fields"]]
-        pc = ProjectContext(**config["project_context"]) if config.get("project_context") else None
-        ext = ExtractionContext(
+class IndexerJob:
+    """One run of an indexer job over its pending records (real or mock)."""
+
+    def __init__(self, ctx: JobContext, spec: IndexerJobSpec, services: Services) -> None:
+        self.ctx = ctx
+        self.mock = bool(ctx.row and ctx.row.mock)
+        self.ext = ExtractionContext(
             services.llm,
-            str(config["model"]),
-            fields,
-            pc,
+            plan_model(services.settings, spec.model),
+            spec.fields,
+            spec.project_context,
             ctx.request_key,
-            system_prompt=config.get("system_prompt"),
+            system_prompt=spec.system_prompt,
         )
-        if job.usage and job.usage.get("tally"):
-            ext.tally.merge_dict(job.usage["tally"])
-        total = job.item_count
-        done = total - ctx.store.count_items(ctx.job_id, ["pending"])
-        writer = ItemWriter(ctx.store, ctx.job_id)
-        workers = asyncio.Semaphore(int(config.get("max_workers", 4)))
-        last_save = [0.0]
-        failed = [0]
-        done_before = done
+        self.spec = spec
+        self.total = ctx.row.item_count if ctx.row else 0
+        self.decided = self.failed = 0
 
-        def save_usage() -> None:
-            ctx.store.update_job(
-                "indexer",
-                ctx.job_id,
-                usage={**ext.tally.summary(), "tally": ext.tally.to_dict()},
-                model_version=ext.model_version,
-            )
+    def _usage(self) -> dict[str, Any]:
+        tally = self.ext.tally
+        return {
+            "usage": {**tally.summary(), "tally": tally.to_dict()},
+            "model_version": self.ext.model_version,
+        }
 
-        async def one(seq: int, record: dict[str, Any]) -> None:
-            nonlocal done
-            if ctx.cancelled():
-                return
-            async with workers:
-                if ctx.cancelled():
-                    return
-                result = (
-                    mock_record(fields, record) if job.mock else await process_record(ext, record)
-                )
-            ok = result["indexing_status"] == "ok"
-            writer.put(seq, "done" if ok else "error", result)
-            done += 1
-            if not ok:
-                failed[0] += 1
-                if too_many_failed(failed[0], done - done_before):
-                    raise _failure(failed[0], done - done_before, result)
-            ctx.report(done / max(total, 1), "extraction")
-            if time.monotonic() - last_save[0] > USAGE_SAVE_INTERVAL_S:
-                last_save[0] = time.monotonic()
-                save_usage()
+    async def _one(self, item: ItemRow) -> None:
+        if self.mock:
+            result = mock_record(self.spec.fields, item.input)
+        else:
+            result = await process_record(self.ext, item.input)
+        ok = result["indexing_status"] == "ok"
+        self.ctx.writer.put(item.seq, "done" if ok else "error", result)
+        self.decided += 1
+        if not ok:
+            self.failed += 1
+            if too_many_failed(self.failed, self.decided):
+                raise _failure(self.failed, self.decided, result)
+        done = self.total - self.pending + self.decided
+        await self.ctx.report(done / max(self.total, 1), "extraction")
+        await self.ctx.save_usage(self._usage())
 
-        batch_size = int(config.get("batch_size", 50))
+    async def run(self) -> JobOutcome:
+        row = self.ctx.row
+        if row is not None and row.usage and row.usage.get("tally"):
+            self.ext.tally.merge_dict(row.usage["tally"])
+        self.pending = await self.ctx.store.count_items(self.ctx.job_id, ["pending"])
         try:
-            while not ctx.cancelled():
-                batch = ctx.store.items(ctx.job_id, statuses=["pending"], limit=batch_size)
-                if not batch:
-                    break
-                try:
-                    async with asyncio.TaskGroup() as group:  # a job-wide error stops the rest
-                        for item in batch:
-                            group.create_task(one(item.seq, item.input))
-                except BaseExceptionGroup as group_error:
-                    raise group_error.exceptions[0] from None
-                await writer.flush()
+            await map_items(self.ctx, self._one, statuses=["pending"], window=self.spec.max_workers)
         finally:
-            await writer.close()
-            save_usage()
-        if ctx.cancelled():
-            raise JobCancelled()
-        errors = [
-            f"Record {i.item_id}: {(i.result or {}).get('error')}"
-            for i in ctx.store.iter_items(ctx.job_id, statuses=["error"])
-        ]
-        if errors and len(errors) == total:
-            last = ctx.store.items(ctx.job_id, statuses=["error"], limit=1)[0].result or {}
-            raise _failure(len(errors), total, last)
-        summary = ext.tally.summary()
+            await self.ctx.writer.close()
+            await self.ctx.save_usage(self._usage(), force=True)
+        self.ctx.raise_if_cancelled()
+        return await self._outcome()
+
+    async def _outcome(self) -> JobOutcome:
+        failed = await self.ctx.store.all_items(self.ctx.job_id, ["error"])
+        errors = [f"Record {i.item_id}: {(i.result or {}).get('error')}" for i in failed]
+        if failed and len(failed) == self.total:
+            raise _failure(len(failed), self.total, failed[0].result or {})
+        summary = self.ext.tally.summary()
         return JobOutcome(
             {
                 "stage": "extraction",
                 "errors": errors,
-                "usage": {**summary, "tally": ext.tally.to_dict()},
+                "usage": {**summary, "tally": self.ext.tally.to_dict()},
                 "estimated_cost_usd": summary["estimated_cost_usd"],
-                "model_version": "mock" if job.mock else ext.model_version,
+                "model_version": "mock" if self.mock else self.ext.model_version,
             }
         )
+
+
+def make_indexer_job(services: Services) -> JobFunction:
+    async def run(ctx: JobContext) -> JobOutcome:
+        assert ctx.row is not None
+        spec = load_spec(IndexerJobSpec, ctx.row.model, ctx.row.config)
+        spec = await current_models(ctx, services.settings, spec, ("model",))
+        return await IndexerJob(ctx, spec, services).run()
 
     return run

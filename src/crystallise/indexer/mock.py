@@ -51,6 +51,15 @@ def mock_record(fields: list[s.IndexerField], record: dict[str, Any]) -> dict[st
     return out
 
 
+def run_records(
+    body: s.IndexerRequest,
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """A mock synchronous run: results, zero usage and the ``mock`` model version."""
+    results = [mock_record(body.fields, r) for r in body.selected_records()]
+    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "estimated_cost_usd": 0.0}
+    return results, usage, "mock"
+
+
 def suggest_fields() -> s.SuggestFieldsResponse:
     return s.SuggestFieldsResponse(
         fields=[

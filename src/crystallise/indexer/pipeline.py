@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crystallise.indexer.evidence import verify_quotes
 from crystallise.indexer.schema_builder import TOOL_NAME, YES_NO, build_extraction_tool
-from crystallise.indexer.schemas import IndexerField, ProjectContext
+from crystallise.indexer.schemas import IndexerField, IndexerRequest, ProjectContext
+from crystallise.llm.ask import ModelPlan, ask, plan_model
 from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.prompts import indexer as prompts
 from crystallise.screening.schemas import has_text, plain_text
+
+if TYPE_CHECKING:
+    from crystallise.services import Services
 
 # An unverifiable quote halves the stated confidence (never presented as verified).
 UNVERIFIED_CONFIDENCE_FACTOR = 0.5
@@ -23,13 +27,17 @@ UNVERIFIED_CONFIDENCE_FACTOR = 0.5
 @dataclass
 class ExtractionContext:
     llm: LLMClient
-    model: str
+    plan: ModelPlan
     fields: list[IndexerField]
     project_context: ProjectContext | None = None
     request_key: str | None = None
     system_prompt: str | None = None  # admin override of the extraction rules (config API)
     tally: UsageTally = field(default_factory=UsageTally)
     model_version: str | None = None
+
+    @property
+    def model(self) -> str:
+        return self.plan.model
 
     def __post_init__(self) -> None:
         self.tool = build_extraction_tool(self.fields)
@@ -124,9 +132,10 @@ async def process_record(ctx: ExtractionContext, record: dict[str, Any]) -> dict
         },
     ]
     try:
-        result = await ctx.llm.chat(
+        result = await ask(
+            ctx.llm,
+            ctx.plan,
             messages,
-            model=ctx.model,
             tools=[ctx.tool],
             tool_choice={"type": "function", "function": {"name": TOOL_NAME}},
             request_key=ctx.request_key,
@@ -184,6 +193,28 @@ async def process_records(
         except BaseExceptionGroup as errors:
             raise errors.exceptions[0] from None
     return results
+
+
+USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
+
+
+async def run_records(
+    services: Services, model: str, body: IndexerRequest, request_key: str | None
+) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+    """A synchronous run: every selected record's result, the usage and the model version."""
+    ctx = ExtractionContext(
+        services.llm,
+        plan_model(services.settings, model),
+        body.fields,
+        body.project_context,
+        request_key,
+        system_prompt=services.configs.system_override("extraction"),
+    )
+    results = await process_records(
+        ctx, body.selected_records(), max_workers=body.max_workers, batch_size=body.batch_size
+    )
+    summary = ctx.tally.summary()
+    return results, {k: summary[k] for k in USAGE_KEYS}, ctx.model_version
 
 
 def errors_of(results: list[dict[str, Any]]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, create_model
 
+from crystallise.batch.items import drain
 from crystallise.db.jobs import ItemRow
 from crystallise.llm.errors import LLMError
 from crystallise.llm.tokens import estimate_text_tokens
@@ -26,9 +27,10 @@ from crystallise.screening.schemas import ThemesOutput
 if TYPE_CHECKING:
     from crystallise.batch.runner import JobContext
     from crystallise.batch.writer import ItemWriter
-    from crystallise.db.jobs import JobStore
+    from crystallise.db.async_jobs import AsyncJobStore
+    from crystallise.jobs.specs import ScreeningJobSpec
     from crystallise.llm.client import ChatResult
-    from crystallise.screening.pipeline import ScreeningSpec, _Progress
+    from crystallise.screening.pipeline import _Progress
 
 THEME_SAMPLE = 240  # reasoning texts shown to the theme generator
 CHUNK_TOKENS = 8_000  # per theme-generation request (well inside any context window)
@@ -49,16 +51,16 @@ class ClusteringStages:
     """Stages 3-4 of :class:`~crystallise.screening.pipeline.ScreeningPipeline`."""
 
     ctx: JobContext
-    spec: ScreeningSpec
-    store: JobStore
+    spec: ScreeningJobSpec
+    store: AsyncJobStore
     writer: ItemWriter
     failure: LLMError | None
     context: str
 
-    async def _chat(self, model: str, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
+    async def _chat(self, main: bool, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
         raise NotImplementedError
 
-    async def _await_or_cancel(self, tasks: set[asyncio.Task[None]]) -> None:
+    def _halted(self) -> bool:
         raise NotImplementedError
 
     # ---- stage 3: themes -------------------------------------------------------------
@@ -71,7 +73,7 @@ class ClusteringStages:
 
     def _sample(self, rows: list[tuple[int, float, str]]) -> list[tuple[float, str]]:
         """Score-stratified, shuffled sample (TopicGPT): every score band is represented."""
-        rng = random.Random(self.spec.job_id)
+        rng = random.Random(self.ctx.job_id)
         strata: dict[int, list[tuple[float, str]]] = {}
         for _, score, text in rows:
             strata.setdefault(round(score), []).append((score, text))
@@ -100,7 +102,7 @@ class ClusteringStages:
         system = (prompts.THEME_GENERATION.system or "").format(max_themes=THEMES_PER_CHUNK)
         calls = [
             self._chat(
-                self.spec.clustering_model,
+                False,
                 [
                     {"role": "system", "content": system},
                     {
@@ -119,7 +121,7 @@ class ClusteringStages:
             merge_system = (prompts.THEME_MERGE.system or "").format(max_themes=MAX_THEMES)
             listing = "\n".join(f"- {t.label}: {t.description}" for t in candidates)
             merged = await self._chat(
-                self.spec.clustering_model,
+                False,
                 [
                     {"role": "system", "content": merge_system},
                     {
@@ -150,7 +152,7 @@ class ClusteringStages:
         progress: list[int],
         total: int,
     ) -> None:
-        if self.failure is not None or self.ctx.cancelled():
+        if self._halted():
             return
         keys = [f"P{i}" for i in range(1, len(batch) + 1)]
         theme_ids = [c["cluster_id"] for c in clusters] + [other_id]
@@ -167,7 +169,7 @@ class ClusteringStages:
         )
         try:
             result = await self._chat(
-                self.spec.clustering_model,
+                False,
                 [
                     {"role": "system", "content": system},
                     {"role": "user", "content": prompts.ASSIGNMENT.render_user(papers=papers)},
@@ -188,17 +190,15 @@ class ClusteringStages:
                 item.seq, "done", {**(item.result or {}), "cluster_id": ids[0], "cluster_ids": ids}
             )
         progress[0] += len(batch)
-        self.ctx.report(0.9 + 0.1 * progress[0] / max(total, 1), "assignment")
+        await self.ctx.report(0.9 + 0.1 * progress[0] / max(total, 1), "assignment")
 
     async def _cluster_and_assign(self, progress: _Progress) -> list[dict[str, Any]]:
-        job = self.store.get_job("screening", self.spec.job_id)
+        job = await self.store.get_job("screening", self.ctx.job_id)
         clusters: list[dict[str, Any]] = list(job.clusters or []) if job else []  # type: ignore[union-attr]
         selected: list[ItemRow] = []
         rows: list[tuple[int, float, str]] = []
         unselected: list[tuple[int, str, dict[str, Any] | None]] = []
-        for item in await asyncio.to_thread(
-            lambda: list(self.store.iter_items(self.spec.job_id, statuses=["reasoned"]))
-        ):
+        for item in await self.store.all_items(self.ctx.job_id, ["reasoned"]):
             score = float((item.result or {}).get("final_score", 0.0))
             if self._selected(score):
                 selected.append(item)
@@ -212,25 +212,26 @@ class ClusteringStages:
                     )
                 )
         if unselected:
-            await asyncio.to_thread(self.store.save_items, self.spec.job_id, unselected)
+            await self.store.save_items(self.ctx.job_id, unselected)
         if not selected:
             return clusters
-        self.ctx.report(0.8, "clustering", force=True)
+        await self.ctx.report(0.8, "clustering", force=True)
         progress.mark("clustering")
         if not clusters:
             clusters = await self._themes(rows)
-            self.store.update_job("screening", self.spec.job_id, clusters=clusters)
+            await self.store.update_job("screening", self.ctx.job_id, clusters=clusters)
         progress.mark("clustering")
-        self.ctx.report(0.9, "assignment", force=True)
+        await self.ctx.report(0.9, "assignment", force=True)
         progress.mark("assignment")
         other_id = len(clusters) + 1
         done = [0]
         batches = [selected[i : i + ASSIGN_BATCH] for i in range(0, len(selected), ASSIGN_BATCH)]
-        await self._await_or_cancel(
+        await drain(
             {
                 asyncio.create_task(self._assign_batch(b, clusters, other_id, done, len(selected)))
                 for b in batches
-            }
+            },
+            self._halted,
         )
         await self.writer.flush()
         progress.mark("assignment")
@@ -238,7 +239,7 @@ class ClusteringStages:
 
     async def _final_clusters(self, clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         counts: dict[int, int] = {}
-        for item in await asyncio.to_thread(lambda: list(self.store.iter_items(self.spec.job_id))):
+        for item in await self.store.all_items(self.ctx.job_id):
             for cid in (item.result or {}).get("cluster_ids") or []:
                 counts[cid] = counts.get(cid, 0) + 1
         out = [{**c, "count": counts.get(c["cluster_id"], 0)} for c in clusters]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from typing import Any
 
-from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
-from crystallise.batch.writer import ItemWriter
+from crystallise.batch.items import map_items
+from crystallise.batch.runner import JobContext, JobOutcome
+from crystallise.db.jobs import ItemRow
+from crystallise.jobs.specs import ScreeningJobSpec
 from crystallise.screening.criteria import Criterion
-from crystallise.screening.pipeline import ScreeningSpec, score_fields
+from crystallise.screening.pipeline import score_fields
+
+MOCK_WINDOW = 64  # items in flight: mock items are CPU only, this just bounds the tasks
 
 _CLUSTERS = [
     {
@@ -59,39 +62,26 @@ def _cluster_for(score: float) -> int:
     return 1 if score >= 3.5 else (2 if score >= 2.5 else 3)
 
 
-async def mock_screen_papers(ctx: JobContext, spec: ScreeningSpec) -> JobOutcome:
+async def mock_screen_papers(ctx: JobContext, spec: ScreeningJobSpec) -> JobOutcome:
     """Same job machinery as the real pipeline (items, progress, cancel), canned content."""
-    writer = ItemWriter(ctx.store, ctx.job_id)
-    total = ctx.store.count_items(ctx.job_id)
+    total = await ctx.store.count_items(ctx.job_id)
+    done = [total - await ctx.store.count_items(ctx.job_id, ["pending", "labelled"])]
+
+    async def one(item: ItemRow) -> None:
+        ctx.writer.put(item.seq, "done", mock_result(item.input, spec))
+        done[0] += 1
+        stage = "labelling" if done[0] < total / 2 else "reasoning"
+        await ctx.report(0.8 * done[0] / max(total, 1), stage)
+
+    await map_items(ctx, one, statuses=["pending", "labelled"], window=MOCK_WINDOW)
+    await ctx.writer.close()
+    ctx.raise_if_cancelled()
+    await ctx.report(0.9, "clustering", force=True)
+    await ctx.report(1.0, "assignment", force=True)
     counts = {c["cluster_id"]: 0 for c in _CLUSTERS}
-    for done, item in enumerate(ctx.store.iter_items(ctx.job_id), 1):
-        if ctx.cancelled():
-            await writer.close()
-            raise JobCancelled()
-        result = score_fields(item.input, mock_scores(item.input, spec.repetitions, spec.criteria))
-        title = item.input.get("title") or "this paper"
-        cid = _cluster_for(result["final_score"])
-        selected = spec.clusters_type is None or (
-            (result["final_score"] >= spec.threshold) == (spec.clusters_type == "include")
-        )
-        result.update(
-            reasoning=f"Mock mode: '{title[:80]}' scored {result['final_score']:.1f} against "
-            f"{len(spec.criteria)} criteria. Run without mock for real reasoning.",
-            verdict="met" if cid == 1 else ("unclear" if cid == 2 else "unmet"),
-            decisive_criteria=[c.id for c in spec.criteria[:1]],
-            cluster_id=cid if selected else None,
-            cluster_ids=[cid] if selected else [],
-        )
-        if selected:
+    for item in await ctx.store.all_items(ctx.job_id, ["done"]):
+        for cid in (item.result or {}).get("cluster_ids") or []:
             counts[cid] += 1
-        writer.put(item.seq, "done", result)
-        stage = "labelling" if done < total / 2 else "reasoning"
-        ctx.report(0.8 * done / max(total, 1), stage)
-        if done % 200 == 0:
-            await asyncio.sleep(0)
-    await writer.close()
-    ctx.report(0.9, "clustering", force=True)
-    ctx.report(1.0, "assignment", force=True)
     clusters = [
         {**c, "count": counts[c["cluster_id"]]} for c in _CLUSTERS if counts[c["cluster_id"]]
     ]
@@ -111,3 +101,22 @@ async def mock_screen_papers(ctx: JobContext, spec: ScreeningSpec) -> JobOutcome
             "model_version": "mock",
         }
     )
+
+
+def mock_result(paper: dict[str, Any], spec: ScreeningJobSpec) -> dict[str, Any]:
+    """One paper's canned result: content-derived scores, a mock reason and its cluster."""
+    result = score_fields(paper, mock_scores(paper, spec.repetitions, spec.criteria))
+    title = paper.get("title") or "this paper"
+    cid = _cluster_for(result["final_score"])
+    selected = spec.clusters_type is None or (
+        (result["final_score"] >= spec.threshold) == (spec.clusters_type == "include")
+    )
+    result.update(
+        reasoning=f"Mock mode: '{title[:80]}' scored {result['final_score']:.1f} against "
+        f"{len(spec.criteria)} criteria. Run without mock for real reasoning.",
+        verdict="met" if cid == 1 else ("unclear" if cid == 2 else "unmet"),
+        decisive_criteria=[c.id for c in spec.criteria[:1]],
+        cluster_id=cid if selected else None,
+        cluster_ids=[cid] if selected else [],
+    )
+    return result

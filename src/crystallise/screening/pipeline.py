@@ -19,41 +19,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, create_model
 
 from crystallise.batch.failures import job_failure, too_many_failed
+from crystallise.batch.items import map_items
 from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
-from crystallise.batch.writer import ItemWriter
 from crystallise.config.model_capabilities import get_capabilities
 from crystallise.db.jobs import ItemRow
+from crystallise.jobs.specs import ScreeningJobSpec
+from crystallise.llm.ask import ask, plan_model
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import LLMError
 from crystallise.prompts import screening as prompts
 from crystallise.screening.clustering import ClusteringStages
-from crystallise.screening.criteria import Criterion, criterion_ids, job_context
+from crystallise.screening.criteria import criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
 from crystallise.screening.schemas import LabelOutput, has_text
 
-PAGE = 500
 USAGE_SAVE_INTERVAL_S = 2.0
-CANCEL_WATCH_S = 0.1
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"
 # A paper whose calls fail gets an item error and the job goes on (rule: batch/failures.py).
 MAX_LISTED_ERRORS = 1000
-
-
-@dataclass
-class ScreeningSpec:
-    """Everything the pipeline needs to know about one job (from its stored config)."""
-
-    job_id: str
-    criteria: list[Criterion]
-    questions: list[str]
-    model: str
-    clustering_model: str
-    repetitions: int
-    threshold: float
-    clusters_type: str | None
-    label_system: str | None = None  # admin override of the labelling rubric (config API)
-    temperature: float | None = None  # from the service config; default sampling when None
 
 
 @dataclass
@@ -104,36 +88,41 @@ def _reasoning_model(ids: list[str]) -> type[BaseModel]:
 
 
 class ScreeningPipeline(ClusteringStages):
-    def __init__(self, ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> None:
+    def __init__(self, ctx: JobContext, spec: ScreeningJobSpec, llm: LLMClient) -> None:
         self.ctx = ctx
         self.spec = spec
         self.llm = llm
         self.store = ctx.store
-        self.writer = ItemWriter(ctx.store, ctx.job_id)
+        self.writer = ctx.writer
         self.tally = UsageTally()
         self.model_version: str | None = None
         self.failure: LLMError | None = None
-        self.caps = get_capabilities(spec.model, allow_unknown=llm.settings.allow_unknown_models)
+        settings = llm.settings
+        self.plan = plan_model(
+            settings, spec.model, temperature=spec.temperature, lowest_effort=True
+        )
+        self.clustering_plan = plan_model(settings, spec.clustering_model)
+        self.caps = get_capabilities(spec.model, allow_unknown=settings.allow_unknown_models)
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
         self.reasoning_schema = _reasoning_model(self.ids)
         self.label_system = f"{spec.label_system or prompts.LABELLING.system}\n\n{self.context}"
-        self.temperature = spec.temperature if self.caps.supports_temperature else None
         self.reason_system = f"{prompts.REASONING.system}\n\n{self.context}"
-        self.effort = "minimal" if "minimal" in self.caps.reasoning_efforts else None
-        self._last_usage_save = 0.0
 
     # ---- model calls -----------------------------------------------------------------
-    async def _chat(self, model: str, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
-        result = await self.llm.chat(
+    async def _chat(self, main: bool, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
+        """A call on the labelling model (``main``) or the clustering model."""
+        plan = self.plan if main else self.clustering_plan
+        result = await ask(
+            self.llm,
+            plan,
             messages,
-            model=model,
             request_key=self.ctx.request_key,
-            prompt_cache_key=f"screening-{self.spec.job_id}",
+            prompt_cache_key=f"screening-{self.ctx.job_id}",
             **kw,
         )
-        self.tally.add(model, result.usage)
-        if self.model_version is None and model == self.spec.model:
+        self.tally.add(plan.model, result.usage)
+        if self.model_version is None and main:
             self.model_version = result.model_version
         return result
 
@@ -152,22 +141,19 @@ class ScreeningPipeline(ClusteringStages):
         """``repetitions`` independent 1-5 scores: one call with n>1 where supported."""
         reps = self.spec.repetitions
         messages = [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
-        max_out = 16 if not self.effort else 1024
+        # a score is a few tokens; reasoning models need room for their hidden reasoning
         kw: dict[str, Any] = {
             "output_schema": LabelOutput,
-            "max_output_tokens": max_out,
-            "temperature": self.temperature,
+            "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
         }
-        if self.effort:
-            kw["reasoning_effort"] = self.effort
         scores: list[int] = []
         if label_calls_per_paper(self.caps, reps) == 1:
-            result = await self._chat(self.spec.model, messages, n=reps, **kw)
+            result = await self._chat(True, messages, n=reps, **kw)
             scores = [c.parsed.score for c in result.choices if c.parsed is not None]
         while len(scores) < reps:  # no n support, or choices that failed the schema
             missing = reps - len(scores)
             results = await asyncio.gather(
-                *(self._chat(self.spec.model, messages, **kw) for _ in range(missing))
+                *(self._chat(True, messages, **kw) for _ in range(missing))
             )
             scores += [r.parsed.score for r in results if r.parsed is not None]
         return scores[:reps]
@@ -178,10 +164,9 @@ class ScreeningPipeline(ClusteringStages):
             {"role": "system", "content": self.reason_system},
             self._paper_message(paper, scores=rating),
         ]
-        kw: dict[str, Any] = {"output_schema": self.reasoning_schema}
-        if self.effort:
-            kw["reasoning_effort"] = self.effort
-        result = await self._chat(self.spec.model, messages, **kw)
+        result = await self._chat(
+            True, messages, output_schema=self.reasoning_schema, max_output_tokens=None
+        )
         parsed = result.parsed
         return {
             "reasoning": parsed.reasoning,
@@ -191,39 +176,37 @@ class ScreeningPipeline(ClusteringStages):
 
     # ---- stage 1+2: per-paper labelling and reasoning ---------------------------------
     async def _paper(self, item: ItemRow, progress: _Progress) -> None:
-        if self.failure is not None or self.ctx.cancelled():
-            return
         paper = item.input
         result = dict(item.result or {})
         try:
             if item.status == "pending":
-                scores = await self.label(paper)
-                result = score_fields(paper, scores)
+                result = score_fields(paper, await self.label(paper))
                 self.writer.put(item.seq, "labelled", dict(result))
                 progress.labelled += 1
                 progress.mark("labelling")
-                self._report(progress)
-            if self.failure is not None or self.ctx.cancelled():
+                await self._report(progress)
+            if self._halted():
                 return
             progress.mark("reasoning")
-            explained = await self.reason(paper, result["scores"])
-            result.update(explained)
-            mean = result["mean_score"]
-            if (explained["verdict"] == "unmet" and mean >= 4) or (
-                explained["verdict"] == "met" and mean <= 2
+            result.update(await self.reason(paper, result["scores"]))
+            if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
+                result["verdict"] == "met" and result["mean_score"] <= 2
             ):
                 result["flags"] = [*result.get("flags", []), "verdict_score_conflict"]
             self.writer.put(item.seq, "reasoned", result)
             progress.reasoned += 1
             progress.mark("reasoning")
-            self._report(progress)
+            await self._report(progress)
         except LLMError as exc:
             if exc.stops_job:
                 self.failure = self.failure or exc
                 return
-            self._item_failed(item, result or {"id": paper["id"]}, exc, progress)
+            await self._item_failed(item, result or {"id": paper["id"]}, exc, progress)
 
-    def _item_failed(
+    def _halted(self) -> bool:
+        return self.failure is not None or self.ctx.cancelled()
+
+    async def _item_failed(
         self, item: ItemRow, result: dict[str, Any], exc: LLMError, progress: _Progress
     ) -> None:
         """Keep what the paper got (e.g. its scores) with its error; stop only on a pattern."""
@@ -233,118 +216,80 @@ class ScreeningPipeline(ClusteringStages):
         if "scores" not in result:  # failed before its labels were counted
             progress.labelled += 1
         progress.reasoned += 1
-        self._report(progress)
+        await self._report(progress)
         decided = progress.reasoned
         if too_many_failed(progress.failed, decided):
             self.failure = self.failure or job_failure(
                 progress.failed, decided, "papers", exc.category.value, exc.message
             )
 
-    def _report(self, progress: _Progress) -> None:
+    async def _report(self, progress: _Progress) -> None:
         stage = "labelling" if progress.labelled < progress.total else "reasoning"
         done = progress.labelled + progress.reasoned
-        self.ctx.report(0.8 * done / (2 * max(progress.total, 1)), stage)
-        now = time.monotonic()
-        if now - self._last_usage_save >= USAGE_SAVE_INTERVAL_S:
-            self._last_usage_save = now
-            self._save_usage()
+        await self.ctx.report(0.8 * done / (2 * max(progress.total, 1)), stage)
+        await self.ctx.save_usage(self._usage_columns())
 
-    def _save_usage(self) -> None:
-        self.store.update_job(
-            "screening",
-            self.spec.job_id,
-            usage={**self.tally.summary(), "tally": self.tally.to_dict()},
-            model_version=self.model_version,
-        )
-
-    async def _label_and_reason(self, progress: _Progress) -> None:
-        window = asyncio.Semaphore(self._window())
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def guarded(item: ItemRow) -> None:
-            try:
-                await self._paper(item, progress)
-            finally:
-                window.release()
-
-        after = -1
-        while self.failure is None and not self.ctx.cancelled():
-            page = await asyncio.to_thread(
-                self.store.items,
-                self.spec.job_id,
-                statuses=["pending", "labelled"],
-                after_seq=after,
-                limit=PAGE,
-            )
-            for item in page:
-                await window.acquire()
-                if self.failure is not None or self.ctx.cancelled():
-                    window.release()
-                    break
-                task = asyncio.create_task(guarded(item))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if len(page) < PAGE:
-                break
-            after = page[-1].seq
-        await self._await_or_cancel(set(tasks))
-        await self.writer.flush()
+    def _usage_columns(self) -> dict[str, Any]:
+        usage = {**self.tally.summary(), "tally": self.tally.to_dict()}
+        return {"usage": usage, "model_version": self.model_version}
 
     def _window(self) -> int:
         s = self.llm.settings
         cap = s.max_adaptive_concurrency if s.adaptive_concurrency else s.max_concurrent_requests
-        return min(
-            1024, 2 * cap * max(1, label_calls_per_paper(self.caps, self.spec.repetitions)) + 8
-        )
-
-    async def _await_or_cancel(self, tasks: set[asyncio.Task[None]]) -> None:
-        """Wait for ``tasks``; on cancel, abandon them so that no queued call is sent."""
-        pending = set(tasks)
-        while pending:
-            _, pending = await asyncio.wait(pending, timeout=CANCEL_WATCH_S)
-            if pending and (self.ctx.cancelled() or self.failure is not None):
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-                return
+        calls = max(1, label_calls_per_paper(self.caps, self.spec.repetitions))
+        return min(1024, 2 * cap * calls + 8)
 
     # ---- the whole job ---------------------------------------------------------------
-    async def run(self) -> JobOutcome:
-        job = self.store.get_job("screening", self.spec.job_id)
+    async def _progress(self) -> _Progress:
+        """Counts so far (a resumed job starts from its checkpoint, with its spent tally)."""
+        job = self.ctx.row
         if job is not None and job.usage and job.usage.get("tally"):
             self.tally.merge_dict(job.usage["tally"])  # resumed: keep what was spent
             self.model_version = job.model_version
-        total = self.store.count_items(self.spec.job_id)
+        job_id = self.ctx.job_id
+        total = await self.store.count_items(job_id)
         progress = _Progress(total=total)
-        progress.labelled = total - self.store.count_items(self.spec.job_id, ["pending"])
-        progress.reasoned = total - self.store.count_items(
-            self.spec.job_id, ["pending", "labelled"]
-        )
-        self.ctx.report(
-            0.8 * (progress.labelled + progress.reasoned) / (2 * max(total, 1)),
-            "labelling",
-            force=True,
-        )
+        progress.labelled = total - await self.store.count_items(job_id, ["pending"])
+        progress.reasoned = total - await self.store.count_items(job_id, ["pending", "labelled"])
+        done = progress.labelled + progress.reasoned
+        await self.ctx.report(0.8 * done / (2 * max(total, 1)), "labelling", force=True)
+        return progress
+
+    async def run(self) -> JobOutcome:
+        progress = await self._progress()
         started = time.monotonic()
         try:
-            await self._label_and_reason(progress)
-            self._raise_if_stopped()
+            await map_items(
+                self.ctx,
+                lambda item: self._paper(item, progress),
+                statuses=["pending", "labelled"],
+                window=self._window(),
+                stop=lambda: self.failure is not None,
+            )
+            await self._raise_if_stopped()
             clusters = await self._cluster_and_assign(progress)
-            self._raise_if_stopped()
+            await self._raise_if_stopped()
             clusters = await self._final_clusters(clusters)
         finally:
             await self.writer.close()
-            self._save_usage()
+            await self.ctx.save_usage(self._usage_columns(), force=True)
+        timings = progress.ms()
+        timings["total"] = int((time.monotonic() - started) * 1000)
+        return await self._outcome(progress.total, clusters, timings)
+
+    async def _outcome(
+        self, total: int, clusters: list[dict[str, Any]], timings: dict[str, int]
+    ) -> JobOutcome:
         summary = self.tally.summary()
-        calls = summary["calls"]
         usage = {
             **summary,
-            "calls_per_paper": round(calls / max(total, 1), 3),
+            "calls_per_paper": round(summary["calls"] / max(total, 1), 3),
             "tokens_per_paper": round(summary["total_tokens"] / max(total, 1), 1),
             "tally": self.tally.to_dict(),
         }
-        timings = progress.ms()
-        timings["total"] = int((time.monotonic() - started) * 1000)
+        failed = await self.store.items(
+            self.ctx.job_id, statuses=["error"], limit=MAX_LISTED_ERRORS
+        )
         return JobOutcome(
             {
                 "clusters": clusters,
@@ -353,18 +298,16 @@ class ScreeningPipeline(ClusteringStages):
                 "estimated_cost_usd": summary["estimated_cost_usd"],
                 "usage": usage,
                 "model_version": self.model_version,
-                "errors": failed_papers(
-                    self.store.items(self.spec.job_id, statuses=["error"], limit=MAX_LISTED_ERRORS)
-                ),
+                "errors": failed_papers(failed),
             }
         )
 
-    def _raise_if_stopped(self) -> None:
+    async def _raise_if_stopped(self) -> None:
         if self.failure is None:
-            failed = self.store.count_items(self.spec.job_id, ["error"])
-            total = self.store.count_items(self.spec.job_id)
+            failed = await self.store.count_items(self.ctx.job_id, ["error"])
+            total = await self.store.count_items(self.ctx.job_id)
             if failed and failed == total:
-                (item,) = self.store.items(self.spec.job_id, statuses=["error"], limit=1)
+                (item,) = await self.store.items(self.ctx.job_id, statuses=["error"], limit=1)
                 error = item.result or {}
                 self.failure = job_failure(
                     failed,
@@ -388,6 +331,6 @@ def failed_papers(items: list[ItemRow]) -> list[str]:
     ]
 
 
-async def screen_papers(ctx: JobContext, spec: ScreeningSpec, llm: LLMClient) -> JobOutcome:
+async def screen_papers(ctx: JobContext, spec: ScreeningJobSpec, llm: LLMClient) -> JobOutcome:
     """Run (or resume) the screening pipeline for the job in ``ctx``; results land in items."""
     return await ScreeningPipeline(ctx, spec, llm).run()

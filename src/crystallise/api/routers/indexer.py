@@ -2,98 +2,50 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Header
-
-from crystallise.api.deps import OpenAIKeyDep, ServicesDep
-from crystallise.api.jobs_common import (
-    add_job_routes,
-    bad_request,
-    create_and_dispatch,
-    find_idempotent,
-    get_job_or_404,
-    iso,
-    request_fingerprint,
-)
+from crystallise.api.deps import OpenAIKeyDep, ServicesDep, SubmissionDep
+from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.batch.resume import key_source
-from crystallise.config.model_capabilities import ModelChoice, choose_model
-from crystallise.db.jobs import JobRow
+from crystallise.config.model_capabilities import ModelChoice
+from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.indexer import helpers, mock
 from crystallise.indexer import schemas as s
 from crystallise.indexer.estimate import DISCLAIMER, estimate_indexing
-from crystallise.indexer.pipeline import ExtractionContext, errors_of, process_records
+from crystallise.indexer.pipeline import USAGE_KEYS, errors_of, run_records
+from crystallise.jobs.submit import (
+    check_job_size,
+    extraction_model,
+    model_warnings,
+    submit_indexing,
+)
 from crystallise.services import Services
 
 router = APIRouter(prefix="/indexer", tags=["indexer"])
 
 
-def _model(services: Services, requested: str | None) -> ModelChoice:
-    """The extraction model that will run (400 if unknown or refused)."""
-    configured = services.configs.get("extraction").model
-    return choose_model(services.settings, requested, configured, "extraction")
-
-
 def _warnings(choice: ModelChoice) -> list[str] | None:
-    return [choice.warning] if choice.warning else None
-
-
-def _check_size(services: Services, body: s.IndexerRequest) -> None:
-    if len(body.records) > services.settings.max_papers_per_job:
-        raise bad_request(
-            f"records: {len(body.records)} records exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
-            f"{services.settings.max_papers_per_job}"
-        )
+    return model_warnings(choice) or None
 
 
 @router.post("/run", response_model=s.IndexerRunResponse)
 async def run(
     body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.IndexerRunResponse:
-    _check_size(services, body)
-    choice = _model(services, body.model)
-    model = choice.model
-    records = body.selected_records()
+    """Extract synchronously (small batches); the model and key rules of a job apply."""
+    check_job_size(services, "records", len(body.records))
+    choice = extraction_model(services, body.model)
     if body.mock:
-        results = [mock.mock_record(body.fields, r) for r in records]
-        return s.IndexerRunResponse(
-            results=results,
-            errors=[],
-            model_version="mock",
-            model=model,
-            warnings=_warnings(choice),
-            usage={
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "total_tokens": 0,
-                "estimated_cost_usd": 0.0,
-            },
-        )
-    key_source(services, False, key)
-    ctx = ExtractionContext(
-        services.llm,
-        model,
-        body.fields,
-        body.project_context,
-        key,
-        system_prompt=services.configs.system_override("extraction"),
-    )
-    results = await process_records(
-        ctx, records, max_workers=body.max_workers, batch_size=body.batch_size
-    )
-    summary = ctx.tally.summary()
-    usage = {
-        k: summary[k]
-        for k in ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
-    }
+        results, usage, version = mock.run_records(body)
+    else:
+        key_source(services, False, key)
+        results, usage, version = await run_records(services, choice.model, body, key)
     return s.IndexerRunResponse(
         results=results,
         errors=errors_of(results),
         usage=usage,
-        model_version=ctx.model_version,
-        model=model,
+        model_version=version,
+        model=choice.model,
         warnings=_warnings(choice),
     )
 
@@ -115,72 +67,21 @@ def _summary(row: JobRow) -> s.IndexerJobSummary:
 
 @router.post("/jobs", response_model=s.IndexerJobCreated)
 async def create_job(
-    body: s.IndexerRequest,
-    services: ServicesDep,
-    key: OpenAIKeyDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    body: s.IndexerRequest, services: ServicesDep, submission: SubmissionDep
 ) -> s.IndexerJobCreated:
-    fingerprint = request_fingerprint(body)
-    existing = find_idempotent(services, "indexer", idempotency_key, fingerprint)
-    if existing is not None:
-        return s.IndexerJobCreated(
-            job_id=existing.id, status=existing.status, progress=existing.progress
-        )
-    _check_size(services, body)
-    choice = _model(services, body.model)
-    model = choice.model
-    records = body.selected_records()
-    source = key_source(services, body.mock, key)
-    estimate = estimate_indexing(model, body.fields, len(records))
-    job_id = str(uuid.uuid4())
-    config = {
-        "fields": [f.model_dump() for f in body.fields],
-        "project_context": body.project_context.model_dump() if body.project_context else None,
-        "system_prompt": services.configs.system_override("extraction"),
-        "mode": body.mode,
-        "max_workers": body.max_workers,
-        "batch_size": body.batch_size,
-        "model_explicit": choice.explicit,
-        "warnings": _warnings(choice) or [],
-    }
-    row = await create_and_dispatch(
-        services,
-        "indexer",
-        request_key=key if source == "request" else None,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-        job_id=job_id,
-        items=[(str(r["ID"]).strip(), r) for r in records],
-        project_id=body.project_id,
-        model=model,
-        mock=body.mock,
-        config=config,
-        estimated_cost_usd=float(estimate["estimated_cost_usd"]),
-        key_source=source,
-    )
+    row = await submit_indexing(services, body, submission)
     return s.IndexerJobCreated(job_id=row.id, status=row.status, progress=row.progress)
 
 
-@router.get("/jobs/{job_id}", response_model=s.IndexerJobResponse, response_model_exclude_none=True)
-async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
-    row = get_job_or_404(services, "indexer", job_id)
-    items = await asyncio.to_thread(
-        lambda: list(services.jobs.iter_items(job_id, statuses=["done", "error"]))
-    )
-    usage = {
-        k: v
-        for k, v in (row.usage or {}).items()
-        if k in ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_usd")
-    }
-    errors = (
-        row.errors
-        if row.errors is not None
-        else [
+def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
+    usage = {k: v for k, v in (row.usage or {}).items() if k in USAGE_KEYS}
+    errors = row.errors
+    if errors is None:
+        errors = [
             f"Record {i.item_id}: {(i.result or {}).get('error')}"
             for i in items
             if i.status == "error"
         ]
-    )
     return s.IndexerJobResponse(
         job_id=row.id,
         status=row.status,
@@ -202,11 +103,17 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
     )
 
 
+@router.get("/jobs/{job_id}", response_model=s.IndexerJobResponse, response_model_exclude_none=True)
+async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
+    row = await get_job_or_404(services, "indexer", job_id)
+    return _job_view(row, await services.store.all_items(job_id, ["done", "error"]))
+
+
 @router.post(
     "/estimate", response_model=s.IndexerEstimateResponse, response_model_exclude_none=True
 )
 def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.IndexerEstimateResponse:
-    choice = _model(services, body.model)
+    choice = extraction_model(services, body.model)
     figures = estimate_indexing(choice.model, body.fields, body.record_count)
     return s.IndexerEstimateResponse(
         model=choice.model,

@@ -1,0 +1,129 @@
+"""The server's job process: on the embedded default (SQLite, no queue) `crystallise serve`
+runs jobs in a child process, so that the event loop serving the API never shares a CPU
+core or a GIL with hundreds of model calls a second.
+
+The API process stores a job and sends ``("run", kind, job_id, request_key)`` down a pipe;
+a per-request key travels only through that pipe and lives in the child's memory. Cancel
+is the stored flag (seen within a second) plus a ``("cancel", ...)`` message. If the child
+dies, the API process starts another, which resumes every unfinished job from its
+checkpoint (a job whose per-request key died with it fails ``server_restart``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from crystallise.batch.runner import JobRunner
+from crystallise.common.logging import configure_logging, get_logger
+from crystallise.config.settings import Settings
+from crystallise.db.jobs import JobKind
+
+log = get_logger(__name__)
+STOP_GRACE_S = 10.0
+
+
+class ProcessDispatcher:
+    """Runs jobs in one child process of the server (the SQLite default)."""
+
+    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+        self.runner = runner
+        self.settings = settings.model_copy(update={"job_queue": "inprocess"})
+        self._proc: BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    async def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        proc = context.Process(
+            target=job_process_main, args=(self.settings, child), name="crystallise-jobs"
+        )
+        proc.daemon = True  # never outlives the server
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        log.info("job_process_started", pid=proc.pid)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        if self._conn is None:
+            raise RuntimeError("job process not started")
+        self._conn.send(message)
+
+    async def dispatch(self, kind: JobKind, job_id: str, request_key: str | None) -> None:
+        self._send(("run", kind, job_id, request_key))
+
+    async def cancel(self, kind: JobKind, job_id: str) -> None:
+        await self.runner.cancel(kind, job_id)
+        self._send(("cancel", kind, job_id, None))
+
+    async def maintain(self, stalled_after_s: float) -> None:
+        """Start a new job process if the last one died (it resumes unfinished jobs)."""
+        if self._proc is not None and not self._proc.is_alive():
+            log.warning("job_process_died", exitcode=self._proc.exitcode)
+            await self.start()
+
+    async def stop(self) -> None:
+        proc, conn = self._proc, self._conn
+        if proc is None or conn is None:
+            return
+        try:
+            conn.send(("stop", "", "", None))
+        except (BrokenPipeError, OSError):
+            pass
+        await asyncio.to_thread(proc.join, STOP_GRACE_S)
+        if proc.is_alive():
+            proc.terminate()
+            await asyncio.to_thread(proc.join, STOP_GRACE_S)
+        conn.close()
+        self._proc = self._conn = None
+
+
+def job_process_main(settings: Settings, conn: Connection) -> None:
+    """Entry point of the child process."""
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(_serve_jobs(settings, conn))
+
+
+async def _serve_jobs(settings: Settings, conn: Connection) -> None:
+    from crystallise.jobs import register_job_handlers
+    from crystallise.llm.client import set_default_client
+    from crystallise.llm.tokens import warm_up
+    from crystallise.services import Services
+
+    services = Services.build(settings, migrate=False)
+    register_job_handlers(services)
+    set_default_client(services.llm)
+    await asyncio.to_thread(warm_up)
+    await services.runner.resume_unfinished()
+    inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=_read_pipe, args=(conn, loop, inbox), daemon=True).start()
+    try:
+        while True:
+            op, kind, job_id, key = await inbox.get()
+            if op == "stop":
+                break
+            if op == "run":
+                services.runner.submit(kind, job_id, key)
+            elif op == "cancel":
+                services.runner.signal_cancel(job_id)
+    finally:
+        await services.aclose()  # running jobs stay `running` and resume at next start
+
+
+def _read_pipe(
+    conn: Connection, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[tuple[Any, ...]]
+) -> None:
+    """Forward messages to the event loop; a closed pipe (the server died) means stop."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            message = ("stop", "", "", None)
+        loop.call_soon_threadsafe(inbox.put_nowait, message)
+        if message[0] == "stop":
+            return

@@ -1,0 +1,43 @@
+"""The job library: which function runs each job kind, and waiting for a job to end.
+
+Submitting work: ``crystallise.jobs.submit`` (``submit_screening``, ``submit_indexing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
+
+if TYPE_CHECKING:
+    from crystallise.services import Services
+
+WAIT_POLL_S = 0.2
+
+
+def register_job_handlers(services: Services) -> None:
+    """Register the job function of every job kind with the runner."""
+    from crystallise.indexer.jobs import make_indexer_job
+    from crystallise.screening.jobs import make_screening_job
+
+    services.runner.register("screening", make_screening_job(services))
+    services.runner.register("indexer", make_indexer_job(services))
+
+
+async def wait_for_job(
+    services: Services, kind: JobKind, job_id: str, timeout: float | None = None
+) -> JobRow:
+    """Poll the store until the job is terminal, wherever it runs (this process, the job
+    process, a queue worker); ``TimeoutError`` after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        row = await services.store.get_job(kind, job_id)
+        if row is None:
+            raise KeyError(job_id)
+        if row.status in TERMINAL_STATUSES:
+            return row
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} is still {row.status}")
+        await asyncio.sleep(WAIT_POLL_S)

@@ -1,0 +1,238 @@
+"""Library entry points for submitting work: ``submit_screening`` and ``submit_indexing``.
+
+Each validates the request, prices it and enforces its cost ceiling, snapshots the service
+config and every prompt version the job can use, applies the key policy and idempotency,
+stores the typed job spec and dispatches the job. Routes, benchmarks, evals and tests all
+submit through here; no job config is assembled anywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+
+from crystallise.batch.resume import key_source
+from crystallise.config.model_capabilities import ModelChoice, choose_model
+from crystallise.db.jobs import JobKind, JobRow
+from crystallise.errors import BadInput, Conflict
+from crystallise.indexer.estimate import estimate_indexing
+from crystallise.indexer.schemas import IndexerRequest
+from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, prompt_versions
+from crystallise.llm.tokens import estimate_text_tokens
+from crystallise.screening.criteria import normalise_criteria
+from crystallise.screening.estimate import estimate_screening, format_usd
+from crystallise.screening.schemas import ScreeningRequest
+from crystallise.services import Services
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Submission:
+    """How the caller identifies the request: its key (if any) and Idempotency-Key."""
+
+    request_key: str | None = None
+    idempotency_key: str | None = None
+    dispatch: bool = True  # False: store the job only (a later start-up or worker runs it)
+
+
+def screening_models(services: Services, requested: str | None) -> tuple[ModelChoice, ...]:
+    """The labelling and clustering models that will run (400 if unknown or refused)."""
+    settings, configs = services.settings, services.configs
+    main = choose_model(settings, requested, configs.get("screening").model, "screening")
+    clustering = configs.get("screening.clustering").model
+    return main, choose_model(settings, None, clustering, "screening.clustering")
+
+
+def extraction_model(services: Services, requested: str | None) -> ModelChoice:
+    """The extraction model that will run (400 if unknown or refused)."""
+    configured = services.configs.get("extraction").model
+    return choose_model(services.settings, requested, configured, "extraction")
+
+
+def model_warnings(*choices: ModelChoice) -> list[str]:
+    return [c.warning for c in choices if c.warning]
+
+
+def check_job_size(services: Services, field: str, count: int) -> None:
+    cap = services.settings.max_papers_per_job
+    if count > cap:
+        raise BadInput(
+            f"{field}: {count} {field} exceed CRYSTALLISE_MAX_PAPERS_PER_JOB={cap}; split the job."
+        )
+
+
+def screening_spec(services: Services, body: ScreeningRequest) -> tuple[ScreeningJobSpec, float]:
+    """The job spec the request stands for and its estimated cost (400 over the ceiling)."""
+    check_job_size(services, "papers", len(body.papers))
+    main, clustering = screening_models(services, body.model)
+    criteria = normalise_criteria(body.criteria)
+    estimate = estimate_screening(
+        model=main.model,
+        clustering_model=clustering.model,
+        papers_count=len(body.papers),
+        repetitions=body.repetitions,
+        criteria_count=len(criteria),
+        paper_tokens_total=sum(
+            estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
+        ),
+        allow_unknown=services.settings.allow_unknown_models,
+    )
+    cost = float(estimate["estimated_cost_usd"])
+    _check_ceiling(cost, body.max_estimated_cost_usd)
+    config = services.configs.get("screening")
+    label_system = services.configs.system_override("screening")
+    versions = prompt_versions("screening.")
+    if label_system is not None:
+        digest = hashlib.sha256(label_system.encode()).hexdigest()[:12]
+        versions["screening.labelling"] = f"override-{digest}"
+    spec = ScreeningJobSpec(
+        model=main.model,
+        model_explicit=main.explicit,
+        clustering_model=clustering.model,
+        warnings=model_warnings(main, clustering),
+        criteria=criteria,
+        questions=body.questions,
+        repetitions=body.repetitions,
+        threshold=body.threshold,
+        clusters_type=body.clusters_type,
+        label_system=label_system,
+        temperature=config.temperature,
+        prompt_versions=versions,
+    )
+    return spec, cost
+
+
+def indexer_spec(services: Services, body: IndexerRequest) -> tuple[IndexerJobSpec, float]:
+    check_job_size(services, "records", len(body.records))
+    choice = extraction_model(services, body.model)
+    system_prompt = services.configs.system_override("extraction")
+    versions = prompt_versions("indexer.extraction")
+    if system_prompt is not None:
+        digest = hashlib.sha256(system_prompt.encode()).hexdigest()[:12]
+        versions["indexer.extraction"] = f"override-{digest}"
+    spec = IndexerJobSpec(
+        model=choice.model,
+        model_explicit=choice.explicit,
+        warnings=model_warnings(choice),
+        fields=body.fields,
+        project_context=body.project_context,
+        system_prompt=system_prompt,
+        mode=body.mode,
+        max_workers=body.max_workers,
+        batch_size=body.batch_size,
+        prompt_versions=versions,
+    )
+    estimate = estimate_indexing(choice.model, body.fields, len(body.selected_records()))
+    return spec, float(estimate["estimated_cost_usd"])
+
+
+def _check_ceiling(cost: float, ceiling: float | None) -> None:
+    if ceiling is not None and cost > ceiling:
+        raise BadInput(
+            f"Estimated cost {format_usd(cost)} exceeds max_estimated_cost_usd="
+            f"{format_usd(ceiling)}"
+        )
+
+
+async def submit_screening(
+    services: Services, body: ScreeningRequest, submission: Submission | None = None
+) -> JobRow:
+    """Validate, price, store and dispatch a screening job (or return the idempotent one)."""
+    submission = submission or Submission()
+    existing = await find_idempotent(services, "screening", submission, body)
+    if existing is not None:
+        return existing
+    spec, cost = screening_spec(services, body)
+    items = [(p.id, p.model_dump()) for p in body.papers]
+    return await store_and_dispatch(
+        services, "screening", body, submission, spec, items, cost=cost, project_id=body.project_id
+    )
+
+
+async def submit_indexing(
+    services: Services, body: IndexerRequest, submission: Submission | None = None
+) -> JobRow:
+    """Validate, price, store and dispatch an indexer job (or return the idempotent one)."""
+    submission = submission or Submission()
+    existing = await find_idempotent(services, "indexer", submission, body)
+    if existing is not None:
+        return existing
+    spec, cost = indexer_spec(services, body)
+    items = [(str(r["ID"]).strip(), r) for r in body.selected_records()]
+    return await store_and_dispatch(
+        services, "indexer", body, submission, spec, items, cost=cost, project_id=body.project_id
+    )
+
+
+# ---- idempotency, key policy, storage and dispatch ----------------------------------------
+def request_fingerprint(body: BaseModel) -> str:
+    """Hash of the request body: the same Idempotency-Key must come with the same body."""
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+def _same_or_conflict(row: JobRow, body: BaseModel) -> JobRow:
+    if row.request_hash != request_fingerprint(body):
+        raise Conflict("Idempotency-Key was already used with a different request body.")
+    return row
+
+
+async def find_idempotent(
+    services: Services, kind: JobKind, submission: Submission, body: BaseModel
+) -> JobRow | None:
+    """The job an earlier request with this Idempotency-Key created (409 if the body differs)."""
+    key = submission.idempotency_key
+    if key is None:
+        return None
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise BadInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    row = await services.store.find_by_idempotency_key(kind, key)
+    return _same_or_conflict(row, body) if row is not None else None
+
+
+async def store_and_dispatch(
+    services: Services,
+    kind: JobKind,
+    body: Any,
+    submission: Submission,
+    spec: JobSpec,
+    items: list[tuple[str, dict[str, Any]]],
+    *,
+    cost: float,
+    project_id: int | None,
+) -> JobRow:
+    """Store the job (its per-request key only encrypted, if a secret is set) and start it."""
+    source = key_source(services, bool(body.mock), submission.request_key)
+    key = submission.request_key if source == "request" else None
+    box = services.secret_box
+    try:
+        row = await services.store.create_job(
+            kind,
+            job_id=str(uuid.uuid4()),
+            items=items,
+            project_id=project_id,
+            model=spec.model,
+            mock=bool(body.mock),
+            config=spec.model_dump(mode="json"),
+            estimated_cost_usd=cost,
+            key_source=source,
+            idempotency_key=submission.idempotency_key,
+            request_hash=request_fingerprint(body),
+            encrypted_openai_key=box.encrypt(key) if key and box is not None else None,
+        )
+    except IntegrityError:
+        # a concurrent request with the same Idempotency-Key won the race
+        existing = await services.store.find_by_idempotency_key(
+            kind, submission.idempotency_key or ""
+        )
+        if existing is None:
+            raise
+        return _same_or_conflict(existing, body)
+    if submission.dispatch:
+        await services.dispatcher.dispatch(kind, row.id, key)
+    return row
