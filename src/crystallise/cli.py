@@ -8,7 +8,7 @@ import sys
 from crystallise.config.settings import get_settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crystallise", description="Crystallise AI backend")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="Run the HTTP API (migrations apply at start-up).")
@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     db = sub.add_parser("db", help="Database commands.")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="Apply all migrations to CRYSTALLISE_DATABASE_URL.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     settings = get_settings()
 

@@ -227,7 +227,9 @@ def test_ready_reports_queue_workers_on_postgres(tmp_path: pathlib.Path, pg_url:
     from tests.conftest import _reset_pg
 
     _reset_pg(pg_url)
-    with TestClient(create_app(make_settings(tmp_path, database_url=pg_url, job_queue="auto"))) as c:
+    with TestClient(
+        create_app(make_settings(tmp_path, database_url=pg_url, job_queue="auto"))
+    ) as c:
         body = c.get("/health/ready").json()
         assert body["checks"]["workers"] == 0
         assert any("No live `crystallise worker`" in w for w in body["warnings"])

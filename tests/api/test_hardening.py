@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
-from crystallise.api import routers
+import crystallise.readiness
 from crystallise.api.app import create_app
 from crystallise.indexer.evidence import verify_quotes
 from tests.conftest import make_settings
@@ -187,7 +187,7 @@ def test_readiness_degrades_when_database_or_disk_fails(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
-    monkeypatch.setattr(routers.health, "MIN_FREE_BYTES", 2**62)
+    monkeypatch.setattr(crystallise.readiness, "MIN_FREE_BYTES", 2**62)
     r = client.get("/health/ready")
     assert r.status_code == 503 and r.json()["checks"]["disk"].startswith("low")
     monkeypatch.undo()

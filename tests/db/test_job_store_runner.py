@@ -90,7 +90,8 @@ async def test_llm_failure_is_classified_on_the_job(store: JobStore) -> None:
 
 async def test_unexpected_exception_fails_job_without_details(store: JobStore) -> None:
     runner = JobRunner(
-        AsyncJobStore(store), {"screening": _words_job(fail_at=0, error=ValueError("sk-secret-123456789"))}
+        AsyncJobStore(store),
+        {"screening": _words_job(fail_at=0, error=ValueError("sk-secret-123456789"))},
     )
     job_id = _create(store)
     runner.submit("screening", job_id)

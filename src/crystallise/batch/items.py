@@ -43,21 +43,30 @@ async def map_items(
         finally:
             slots.release()
 
-    after = -1
-    while not halted():
-        page = await ctx.store.items(ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE)
-        for item in page:
-            await slots.acquire()
-            if halted():
-                slots.release()
+    try:
+        after = -1
+        while not halted():
+            page = await ctx.store.items(
+                ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE
+            )
+            for item in page:
+                await slots.acquire()
+                if halted():
+                    slots.release()
+                    break
+                task = asyncio.create_task(guarded(item))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if len(page) < PAGE:
                 break
-            task = asyncio.create_task(guarded(item))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if len(page) < PAGE:
-            break
-        after = page[-1].seq
-    await drain(set(tasks), halted)
+            after = page[-1].seq
+        await drain(set(tasks), halted)
+    except asyncio.CancelledError:
+        # the process is stopping: no item of this job may go on in the background
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     await ctx.writer.flush()
     if errors:
         raise errors[0]
@@ -66,10 +75,12 @@ async def map_items(
 async def drain(tasks: set[asyncio.Task[None]], halted: Callable[[], bool]) -> None:
     """Wait for ``tasks``; once halted, abandon them so that no queued call is sent."""
     pending = tasks
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=WATCH_S)
-        if pending and halted():
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            return
+    try:
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=WATCH_S)
+            if pending and halted():
+                break
+    finally:  # halted, or this task itself cancelled (the process is stopping)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

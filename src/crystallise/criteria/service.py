@@ -258,65 +258,63 @@ def apply_consolidation_guards(
 ) -> s.ConsolidateResponse:
     """Drop low-confidence groups/proposals, over-long labels and unknown ids, with warnings."""
     warnings: list[str] = []
-    groups: list[s.DuplicateGroup] = []
-    for g in out.duplicate_groups:
-        unknown = [i for i in g.criterion_ids if i not in known_ids]
-        ids = list(dict.fromkeys(i for i in g.criterion_ids if i in known_ids))
-        if unknown:
-            warnings.append(f"Duplicate group ignored unknown criterion ids {unknown}.")
-        if len(ids) < 2:
-            warnings.append(
-                f"Duplicate group {g.criterion_ids} dropped: fewer than 2 known criteria."
-            )
-            continue
-        if g.ai_confidence < MIN_CONFIDENCE:
-            warnings.append(
-                f"Duplicate group {ids} dropped: ai_confidence {g.ai_confidence:.2f} < {MIN_CONFIDENCE}."
-            )
-            continue
-        primary = g.recommended_primary_id if g.recommended_primary_id in ids else ids[0]
-        groups.append(
-            s.DuplicateGroup(
-                group_type=g.group_type,
-                category=g.category,
-                criterion_ids=ids,
-                recommended_primary_id=primary,
-                merge_rationale=g.merge_rationale,
-                ai_confidence=min(g.ai_confidence, 1.0),
-            )
-        )
-    proposals: list[s.ConsolidationProposal] = []
-    for p in out.consolidation_proposals:
-        unknown = [i for i in p.criterion_ids if i not in known_ids]
-        ids = list(dict.fromkeys(i for i in p.criterion_ids if i in known_ids))
-        if unknown:
-            warnings.append(
-                f"Proposal '{p.proposed_merged_criterion}' ignored unknown ids {unknown}."
-            )
-        words = len(p.proposed_merged_criterion.split())
-        if len(ids) < 2:
-            warnings.append(
-                f"Proposal '{p.proposed_merged_criterion}' dropped: fewer than 2 known criteria."
-            )
-        elif words > MAX_MERGED_WORDS:
-            warnings.append(
-                f"Proposal '{p.proposed_merged_criterion}' dropped: {words} words > {MAX_MERGED_WORDS}."
-            )
-        elif p.ai_confidence < MIN_CONFIDENCE:
-            warnings.append(
-                f"Proposal '{p.proposed_merged_criterion}' dropped: ai_confidence "
-                f"{p.ai_confidence:.2f} < {MIN_CONFIDENCE}."
-            )
-        else:
-            proposals.append(
-                s.ConsolidationProposal(
-                    **{
-                        **p.model_dump(),
-                        "criterion_ids": ids,
-                        "ai_confidence": min(p.ai_confidence, 1.0),
-                    }
-                )
-            )
+    groups = [g for g in (_guard_group(g, known_ids, warnings) for g in out.duplicate_groups) if g]
+    proposals = [
+        p
+        for p in (_guard_proposal(p, known_ids, warnings) for p in out.consolidation_proposals)
+        if p
+    ]
     return s.ConsolidateResponse(
         duplicate_groups=groups, consolidation_proposals=proposals, warnings=warnings
     )
+
+
+def _guard_group(g: Any, known_ids: set[int], warnings: list[str]) -> s.DuplicateGroup | None:
+    unknown = [i for i in g.criterion_ids if i not in known_ids]
+    ids = list(dict.fromkeys(i for i in g.criterion_ids if i in known_ids))
+    if unknown:
+        warnings.append(f"Duplicate group ignored unknown criterion ids {unknown}.")
+    if len(ids) < 2:
+        warnings.append(f"Duplicate group {g.criterion_ids} dropped: fewer than 2 known criteria.")
+        return None
+    if g.ai_confidence < MIN_CONFIDENCE:
+        warnings.append(
+            f"Duplicate group {ids} dropped: ai_confidence {g.ai_confidence:.2f} < {MIN_CONFIDENCE}."
+        )
+        return None
+    primary = g.recommended_primary_id if g.recommended_primary_id in ids else ids[0]
+    return s.DuplicateGroup(
+        group_type=g.group_type,
+        category=g.category,
+        criterion_ids=ids,
+        recommended_primary_id=primary,
+        merge_rationale=g.merge_rationale,
+        ai_confidence=min(g.ai_confidence, 1.0),
+    )
+
+
+def _guard_proposal(
+    p: Any, known_ids: set[int], warnings: list[str]
+) -> s.ConsolidationProposal | None:
+    unknown = [i for i in p.criterion_ids if i not in known_ids]
+    ids = list(dict.fromkeys(i for i in p.criterion_ids if i in known_ids))
+    label = p.proposed_merged_criterion
+    if unknown:
+        warnings.append(f"Proposal '{label}' ignored unknown ids {unknown}.")
+    words = len(label.split())
+    if len(ids) < 2:
+        warnings.append(f"Proposal '{label}' dropped: fewer than 2 known criteria.")
+    elif words > MAX_MERGED_WORDS:
+        warnings.append(f"Proposal '{label}' dropped: {words} words > {MAX_MERGED_WORDS}.")
+    elif p.ai_confidence < MIN_CONFIDENCE:
+        warnings.append(
+            f"Proposal '{label}' dropped: ai_confidence {p.ai_confidence:.2f} < {MIN_CONFIDENCE}."
+        )
+    else:
+        values = {
+            **p.model_dump(),
+            "criterion_ids": ids,
+            "ai_confidence": min(p.ai_confidence, 1.0),
+        }
+        return s.ConsolidationProposal(**values)
+    return None

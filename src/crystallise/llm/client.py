@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from crystallise.config.model_capabilities import (
     UNKNOWN_MODEL_CAPABILITIES,
+    ModelCapabilities,
     note_model,
     validate_request,
 )
@@ -195,9 +196,7 @@ class LLMClient:
     ) -> ChatResult:
         """One chat completion with pre-flight, pacing, retries and schema validation."""
         key = self.resolve_key(api_key, request_key)
-        allow_unknown = self.settings.allow_unknown_models
         est_input = count_message_tokens(messages)
-        schema_doc = strict_schema(output_schema) if output_schema else json_schema
         if output_schema is not None:
             est_input += _schema_tokens(output_schema)
         elif json_schema is not None:
@@ -209,45 +208,33 @@ class LLMClient:
             input_tokens=est_input,
             max_output_tokens=max_output_tokens,
             temperature=temperature,
-            structured_output=schema_doc is not None,
+            structured_output=output_schema is not None or json_schema is not None,
             tools=bool(tools),
             n=n,
             reasoning_effort=reasoning_effort,
-            allow_unknown=allow_unknown,
+            allow_unknown=self.settings.allow_unknown_models,
             today=self.settings.today,
         )
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
-        if output_schema is not None:
-            kwargs["response_format"] = response_format_for(output_schema)
-        elif json_schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "response",
-                    "schema": json_schema,
-                    "strict": True,
-                },
-            }
-        if tools:
-            kwargs["tools"] = tools
-            if tool_choice is not None:
-                kwargs["tool_choice"] = tool_choice
-        if n > 1:
-            kwargs["n"] = n
-        if temperature is not None and caps.supports_temperature:
-            kwargs["temperature"] = temperature
-        if max_output_tokens is not None:
-            # OpenAI models take max_completion_tokens; other servers often only max_tokens
-            known = caps is not UNKNOWN_MODEL_CAPABILITIES
-            kwargs["max_completion_tokens" if known else "max_tokens"] = max_output_tokens
-        if reasoning_effort is not None:
-            kwargs["reasoning_effort"] = reasoning_effort
-        if prompt_cache_key:
-            kwargs["prompt_cache_key"] = prompt_cache_key
-
-        client = self.openai_client(key)
-        limiter = self.limiter(key, model)
+        kwargs.update(_output_format(output_schema, json_schema, tools, tool_choice))
+        kwargs.update(
+            _sampling(caps, n, temperature, max_output_tokens, reasoning_effort, prompt_cache_key)
+        )
         est_tokens = est_input + (max_output_tokens or 512) * n
+        return await self._send_chat(key, kwargs, est_tokens, output_schema, json_schema)
+
+    async def _send_chat(
+        self,
+        key: str,
+        kwargs: dict[str, Any],
+        est_tokens: int,
+        output_schema: type[BaseModel] | None,
+        json_schema: dict[str, Any] | None,
+    ) -> ChatResult:
+        """Send under the key's limiter, with the retry policy and the call's deadline."""
+        client = self.openai_client(key)
+        model = kwargs["model"]
+        limiter = self.limiter(key, model)
 
         async def attempt() -> ChatResult:
             async with limiter.slot(est_tokens):
@@ -264,22 +251,24 @@ class LLMClient:
             note_model(model, result.model_version)
             return result
 
-        async def with_retries() -> ChatResult:
-            # A schema mismatch is asked once more; transport faults get the backoff policy.
-            for tries in range(SCHEMA_RETRIES + 1):
-                try:
-                    return await async_retry_with_backoff(
-                        attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
-                    )
-                except _SchemaMismatch as exc:
-                    if tries >= SCHEMA_RETRIES:
-                        raise LLMError(
-                            f"Model answer did not match the response schema: {exc}",
-                            ErrorCategory.TRANSIENT,
-                        ) from exc
-            raise AssertionError("unreachable")
+        return await within_deadline(self._with_schema_retries(attempt))
 
-        return await within_deadline(with_retries())
+    async def _with_schema_retries(
+        self, attempt: Callable[[], Awaitable[ChatResult]]
+    ) -> ChatResult:
+        """A schema mismatch is asked once more; transport faults get the backoff policy."""
+        for tries in range(SCHEMA_RETRIES + 1):
+            try:
+                return await async_retry_with_backoff(
+                    attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
+                )
+            except _SchemaMismatch as exc:
+                if tries >= SCHEMA_RETRIES:
+                    raise LLMError(
+                        f"Model answer did not match the response schema: {exc}",
+                        ErrorCategory.TRANSIENT,
+                    ) from exc
+        raise AssertionError("unreachable")
 
     async def batch_chat(self, requests: Sequence[dict[str, Any]]) -> list[ChatResult | LLMError]:
         """Run many ``chat`` calls concurrently (the limiter caps them); errors are returned."""
@@ -317,22 +306,9 @@ class LLMClient:
             allow_unknown=self.settings.allow_unknown_models,
             today=self.settings.today,
         )
-        kwargs: dict[str, Any] = {"model": model, "input": input_text}
-        if instructions:
-            kwargs["instructions"] = instructions
-        if output_schema is not None:
-            kwargs["text"] = {
-                "format": {
-                    "type": "json_schema",
-                    "name": output_schema.__name__,
-                    "schema": strict_schema(output_schema),
-                    "strict": True,
-                }
-            }
-        if tools:
-            kwargs["tools"] = tools
-        if max_output_tokens:
-            kwargs["max_output_tokens"] = max_output_tokens
+        kwargs = _responses_kwargs(
+            model, input_text, instructions, output_schema, tools, max_output_tokens
+        )
         client = self.openai_client(key)
         limiter = self.limiter(key, model)
 
@@ -359,6 +335,80 @@ class LLMClient:
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
         return await within_deadline(async_retry_with_backoff(attempt, delays=self.retry_delays))
+
+
+def _output_format(
+    output_schema: type[BaseModel] | None,
+    json_schema: dict[str, Any] | None,
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The request's ``response_format`` or tools."""
+    out: dict[str, Any] = {}
+    if output_schema is not None:
+        out["response_format"] = response_format_for(output_schema)
+    elif json_schema is not None:
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "response", "schema": json_schema, "strict": True},
+        }
+    if tools:
+        out["tools"] = tools
+        if tool_choice is not None:
+            out["tool_choice"] = tool_choice
+    return out
+
+
+def _sampling(
+    caps: ModelCapabilities,
+    n: int,
+    temperature: float | None,
+    max_output_tokens: int | None,
+    reasoning_effort: str | None,
+    prompt_cache_key: str | None,
+) -> dict[str, Any]:
+    """``n``, temperature, the output cap, effort and cache key, as the model takes them."""
+    out: dict[str, Any] = {}
+    if n > 1:
+        out["n"] = n
+    if temperature is not None and caps.supports_temperature:
+        out["temperature"] = temperature
+    if max_output_tokens is not None:
+        # OpenAI models take max_completion_tokens; other servers often only max_tokens
+        known = caps is not UNKNOWN_MODEL_CAPABILITIES
+        out["max_completion_tokens" if known else "max_tokens"] = max_output_tokens
+    if reasoning_effort is not None:
+        out["reasoning_effort"] = reasoning_effort
+    if prompt_cache_key:
+        out["prompt_cache_key"] = prompt_cache_key
+    return out
+
+
+def _responses_kwargs(
+    model: str,
+    input_text: str | list[dict[str, Any]],
+    instructions: str | None,
+    output_schema: type[BaseModel] | None,
+    tools: list[dict[str, Any]] | None,
+    max_output_tokens: int | None,
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": model, "input": input_text}
+    if instructions:
+        kwargs["instructions"] = instructions
+    if output_schema is not None:
+        kwargs["text"] = {
+            "format": {
+                "type": "json_schema",
+                "name": output_schema.__name__,
+                "schema": strict_schema(output_schema),
+                "strict": True,
+            }
+        }
+    if tools:
+        kwargs["tools"] = tools
+    if max_output_tokens:
+        kwargs["max_output_tokens"] = max_output_tokens
+    return kwargs
 
 
 T = TypeVar("T")

@@ -1,0 +1,52 @@
+"""Readiness of the service: what `GET /health/ready` reports."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from crystallise.config.model_capabilities import RetiredModelPolicy, shutdown_warnings
+from crystallise.db.engine import ping
+from crystallise.db.queue_status import live_workers
+from crystallise.services import Services
+
+MIN_FREE_BYTES = 64 * 2**20  # below this the embedded database cannot be trusted to write
+
+
+def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
+    """Healthy or not, and the body: ``status``, ``checks`` and any ``warnings``."""
+    settings = services.settings
+    database = ping(services.engine)
+    disk = _disk(settings.data_dir) if not settings.is_postgres else "ok"
+    key = "configured" if settings.server_openai_key else "missing"
+    warnings: list[str] = []
+    past_shutdown = False
+    if database == "ok":
+        models = {c.service_id: c.model for c in services.configs.all()}
+        policy: RetiredModelPolicy = (
+            "reject" if settings.retired_model_policy == "reject" else "successor"
+        )
+        warnings, past_shutdown = shutdown_warnings(models, settings.today, policy)
+    healthy = database == "ok" and disk == "ok" and key == "configured" and not past_shutdown
+    body: dict[str, Any] = {
+        "status": "ready" if healthy else "degraded",
+        "checks": {"database": database, "disk": disk, "openai_key": key},
+    }
+    if settings.uses_queue and database == "ok":
+        workers = live_workers(services.engine, settings.worker_stalled_after_s)
+        body["checks"]["workers"] = workers if workers is not None else "unknown"
+        if not workers:
+            warnings.append("No live `crystallise worker`: queued jobs wait until one starts.")
+    if warnings:
+        body["warnings"] = warnings
+    return healthy, body
+
+
+def _disk(data_dir: Path) -> str:
+    """``ok``, or ``low: N MB free`` under MIN_FREE_BYTES where the SQLite file lives."""
+    try:
+        free = shutil.disk_usage(data_dir).free
+    except OSError as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok" if free >= MIN_FREE_BYTES else f"low: {free // 2**20} MB free"
