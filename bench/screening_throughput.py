@@ -18,12 +18,10 @@ import pathlib
 import resource
 import tempfile
 import time
-import uuid
 from typing import Any
 
 from bench.fakeproc import fake_server
 from crystallise.config.settings import Settings
-from crystallise.screening.criteria import normalise_criteria
 from crystallise.services import Services
 
 DATASET = (
@@ -89,9 +87,9 @@ def rss_mb() -> float:
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    from crystallise.batch.runner import JobRunner
-    from crystallise.llm.client import LLMClient
-    from crystallise.screening.jobs import make_screening_job
+    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs.submit import Submission, submit_screening
+    from crystallise.screening.schemas import ScreeningRequest
 
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -99,33 +97,23 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         openai_api_key="sk-bench-000000000000",
         data_dir=tempfile.mkdtemp(),
         adaptive_concurrency=True,
+        job_queue="inprocess",  # the pipeline in this process: its CPU and RSS are measured
         log_level="WARNING",
     )
     services = Services.build(settings)
-    services.llm = LLMClient(settings)
-    runner = JobRunner(services.jobs)
-    runner.register("screening", make_screening_job(services))
-    papers = load_papers(args.papers)
-    job_id = str(uuid.uuid4())
-    from dataclasses import asdict
-
-    services.jobs.create_job(
-        "screening",
-        job_id=job_id,
-        items=[(p["id"], p) for p in papers],
+    register_job_handlers(services)
+    runner = services.runner
+    body = ScreeningRequest(
+        papers=load_papers(args.papers),  # type: ignore[arg-type]
+        criteria=CRITERIA,
+        questions=[
+            "Do nudges change healthcare professionals' behaviour towards evidence-based medicine?"
+        ],
         model=args.model,
-        config={
-            "criteria": [asdict(c) for c in normalise_criteria(CRITERIA)],
-            "questions": [
-                "Do nudges change healthcare professionals' behaviour towards evidence-based medicine?"
-            ],
-            "model": args.model,
-            "clustering_model": "gpt-4.1",
-            "repetitions": args.repetitions,
-            "threshold": 3.0,
-            "clusters_type": None,
-        },
+        repetitions=args.repetitions,
+        threshold=3.0,
     )
+    job_id = (await submit_screening(services, body, Submission(dispatch=False))).id
     rss_before = rss_mb()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -133,7 +121,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     await runner.wait(job_id)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
-    await services.llm.aclose()
+    await services.aclose()
     row = services.jobs.get_job("screening", job_id)
     assert row is not None and row.status == "completed", (row.status, row.error) if row else None
     return {

@@ -28,6 +28,7 @@ from crystallise.config.settings import Settings
 from crystallise.indexer.evidence import normalise
 from crystallise.indexer.pipeline import ExtractionContext, process_records
 from crystallise.indexer.schemas import IndexerField
+from crystallise.llm.ask import plan_model
 from crystallise.llm.client import LLMClient
 from evals.common import eval_settings
 
@@ -171,7 +172,7 @@ async def evaluate(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     llm = LLMClient(settings)
     try:
-        ctx = ExtractionContext(llm, model, FIELDS)
+        ctx = ExtractionContext(llm, plan_model(llm.settings, model), FIELDS)
         records = [{"ID": r["id"], "Title": r["title"], "Abstract": r["abstract"]} for r in rows]
         results = await process_records(ctx, records, max_workers=workers)
         return results, {**ctx.tally.summary(), "model_version": ctx.model_version}

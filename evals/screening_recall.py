@@ -25,10 +25,8 @@ import pathlib
 import random
 import re
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from crystallise.config.settings import Settings
@@ -140,28 +138,21 @@ async def run_pipeline(
     model: str,
     repetitions: int,
 ) -> dict[str, dict[str, Any]]:
-    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs import register_job_handlers, wait_for_job
+    from crystallise.jobs.submit import submit_screening
+    from crystallise.screening.schemas import ScreeningRequest
 
-    services = Services.build(settings)
+    services = Services.build(settings.model_copy(update={"job_queue": "inprocess"}))
     register_job_handlers(services)
-    job_id = str(uuid.uuid4())
-    services.jobs.create_job(
-        "screening",
-        job_id=job_id,
-        items=[(r["id"], {k: r[k] for k in ("id", "title", "abstract")}) for r in rows],
+    body = ScreeningRequest(
+        papers=[{k: r[k] for k in ("id", "title", "abstract")} for r in rows],  # type: ignore[misc]
+        criteria=[{"name": c.text, "type": c.kind} for c in criteria],
         model=model,
-        config={
-            "criteria": [asdict(c) for c in criteria],
-            "questions": [],
-            "model": model,
-            "clustering_model": settings.clustering_model,
-            "repetitions": repetitions,
-            "threshold": 3.0,
-            "clusters_type": None,
-        },
+        repetitions=repetitions,
+        threshold=3.0,
     )
-    services.runner.submit("screening", job_id)
-    await services.runner.wait(job_id)
+    job_id = (await submit_screening(services, body)).id
+    await wait_for_job(services, "screening", job_id)
     row = services.jobs.get_job("screening", job_id)
     results = {i.item_id: i.result or {} for i in services.jobs.iter_items(job_id)}
     await services.aclose()

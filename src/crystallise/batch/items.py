@@ -46,9 +46,7 @@ async def map_items(
     try:
         after = -1
         while not halted():
-            page = await ctx.store.items(
-                ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE
-            )
+            page = await ctx.store.items(ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE)
             for item in page:
                 await slots.acquire()
                 if halted():

@@ -25,6 +25,7 @@ from crystallise.db.jobs import JobKind
 
 log = get_logger(__name__)
 STOP_GRACE_S = 10.0
+READY_TIMEOUT_S = 120.0
 
 
 class ProcessDispatcher:
@@ -35,8 +36,16 @@ class ProcessDispatcher:
         self.settings = settings.model_copy(update={"job_queue": "inprocess"})
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
+        # held while a job process starts: a job dispatched meanwhile waits, so that the
+        # child's start-up resume never sees a request-key job whose key is still on its way
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
+        async with self._starting:
+            await self._spawn()
+
+    async def _spawn(self) -> None:
+        """Start the child and wait until it has resumed the unfinished jobs."""
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         proc = context.Process(
@@ -46,6 +55,9 @@ class ProcessDispatcher:
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        if not await asyncio.to_thread(parent.poll, READY_TIMEOUT_S):
+            raise RuntimeError("the job process did not start")
+        parent.recv()  # ("ready",)
         log.info("job_process_started", pid=proc.pid)
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -54,17 +66,22 @@ class ProcessDispatcher:
         self._conn.send(message)
 
     async def dispatch(self, kind: JobKind, job_id: str, request_key: str | None) -> None:
-        self._send(("run", kind, job_id, request_key))
+        async with self._starting:
+            self._send(("run", kind, job_id, request_key))
 
     async def cancel(self, kind: JobKind, job_id: str) -> None:
         await self.runner.cancel(kind, job_id)
-        self._send(("cancel", kind, job_id, None))
+        async with self._starting:
+            self._send(("cancel", kind, job_id, None))
 
     async def maintain(self, stalled_after_s: float) -> None:
         """Start a new job process if the last one died (it resumes unfinished jobs)."""
-        if self._proc is not None and not self._proc.is_alive():
-            log.warning("job_process_died", exitcode=self._proc.exitcode)
-            await self.start()
+        async with self._starting:
+            if self._proc is not None and not self._proc.is_alive():
+                log.warning("job_process_died", exitcode=self._proc.exitcode)
+                if self._conn is not None:
+                    self._conn.close()
+                await self._spawn()
 
     async def stop(self) -> None:
         proc, conn = self._proc, self._conn
@@ -99,6 +116,7 @@ async def _serve_jobs(settings: Settings, conn: Connection) -> None:
     set_default_client(services.llm)
     await asyncio.to_thread(warm_up)
     await services.runner.resume_unfinished()
+    conn.send(("ready",))
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     threading.Thread(target=_read_pipe, args=(conn, loop, inbox), daemon=True).start()
