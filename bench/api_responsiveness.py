@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from bench.fakeproc import fake_server
+from bench.soak import _proc
 from tests.fake_openai import free_port
 
 CRITERIA = [
@@ -42,15 +43,6 @@ def _papers(n: int) -> list[dict[str, str]]:
     from bench.screening_throughput import load_papers
 
     return [{k: p[k] for k in ("id", "title", "abstract")} for p in load_papers(n)]
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "crystallise.cli", *args],
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 async def _wait_ready(client: httpx.AsyncClient) -> None:
@@ -183,8 +175,8 @@ def run_one(db: str, args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
             subprocess.run(
                 [sys.executable, "-m", "crystallise.cli", "db", "upgrade"], env=env, check=True
             )
-            procs.append(_start(["worker"], env, work / "worker.log"))
-        procs.append(_start(["serve", "--port", str(port)], env, work / "serve.log"))
+            procs.append(_proc(["worker"], env, work / "worker.log"))
+        procs.append(_proc(["serve", "--port", str(port)], env, work / "serve.log"))
         papers = _papers(args.papers)
         return asyncio.run(_measure(f"http://127.0.0.1:{port}", papers, args.rate))
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,10 +88,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
     _check_ceiling(cost, body.max_estimated_cost_usd)
     config = services.configs.get("screening")
     label_system = services.configs.system_override("screening")
-    versions = prompt_versions("screening.")
-    if label_system is not None:
-        digest = hashlib.sha256(label_system.encode()).hexdigest()[:12]
-        versions["screening.labelling"] = f"override-{digest}"
+    versions = _versions("screening.", "screening.labelling", label_system)
     spec = ScreeningJobSpec(
         model=main.model,
         model_explicit=main.explicit,
@@ -112,10 +110,7 @@ def indexer_spec(services: Services, body: IndexerRequest) -> tuple[IndexerJobSp
     check_job_size(services, "records", len(body.records))
     choice = extraction_model(services, body.model)
     system_prompt = services.configs.system_override("extraction")
-    versions = prompt_versions("indexer.extraction")
-    if system_prompt is not None:
-        digest = hashlib.sha256(system_prompt.encode()).hexdigest()[:12]
-        versions["indexer.extraction"] = f"override-{digest}"
+    versions = _versions("indexer.extraction", "indexer.extraction", system_prompt)
     spec = IndexerJobSpec(
         model=choice.model,
         model_explicit=choice.explicit,
@@ -132,6 +127,15 @@ def indexer_spec(services: Services, body: IndexerRequest) -> tuple[IndexerJobSp
     return spec, float(estimate["estimated_cost_usd"])
 
 
+def _versions(prefix: str, overridable: str, override: str | None) -> dict[str, str]:
+    """The registry's versions of the job's prompts; an admin override of one prompt's
+    system text is versioned by its own hash."""
+    versions = prompt_versions(prefix)
+    if override is not None:
+        versions[overridable] = f"override-{hashlib.sha256(override.encode()).hexdigest()[:12]}"
+    return versions
+
+
 def _check_ceiling(cost: float, ceiling: float | None) -> None:
     if ceiling is not None and cost > ceiling:
         raise BadInput(
@@ -144,14 +148,13 @@ async def submit_screening(
     services: Services, body: ScreeningRequest, submission: Submission | None = None
 ) -> JobRow:
     """Validate, price, store and dispatch a screening job (or return the idempotent one)."""
-    submission = submission or Submission()
-    existing = await find_idempotent(services, "screening", submission, body)
-    if existing is not None:
-        return existing
-    spec, cost = screening_spec(services, body)
-    items = [(p.id, p.model_dump()) for p in body.papers]
-    return await store_and_dispatch(
-        services, "screening", body, submission, spec, items, cost=cost, project_id=body.project_id
+    return await _submit(
+        services,
+        "screening",
+        body,
+        submission or Submission(),
+        lambda: screening_spec(services, body),
+        lambda: [(p.id, p.model_dump()) for p in body.papers],
     )
 
 
@@ -159,14 +162,30 @@ async def submit_indexing(
     services: Services, body: IndexerRequest, submission: Submission | None = None
 ) -> JobRow:
     """Validate, price, store and dispatch an indexer job (or return the idempotent one)."""
-    submission = submission or Submission()
-    existing = await find_idempotent(services, "indexer", submission, body)
+    return await _submit(
+        services,
+        "indexer",
+        body,
+        submission or Submission(),
+        lambda: indexer_spec(services, body),
+        lambda: [(str(r["ID"]).strip(), r) for r in body.selected_records()],
+    )
+
+
+async def _submit(
+    services: Services,
+    kind: JobKind,
+    body: ScreeningRequest | IndexerRequest,
+    submission: Submission,
+    prepare: Callable[[], tuple[JobSpec, float]],
+    items: Callable[[], list[tuple[str, dict[str, Any]]]],
+) -> JobRow:
+    existing = await find_idempotent(services, kind, submission, body)
     if existing is not None:
         return existing
-    spec, cost = indexer_spec(services, body)
-    items = [(str(r["ID"]).strip(), r) for r in body.selected_records()]
+    spec, cost = prepare()
     return await store_and_dispatch(
-        services, "indexer", body, submission, spec, items, cost=cost, project_id=body.project_id
+        services, kind, body, submission, spec, items(), cost=cost, project_id=body.project_id
     )
 
 
