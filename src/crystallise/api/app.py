@@ -26,9 +26,9 @@ RETENTION_INTERVAL_S = 3600.0
 
 
 def _protected_routers() -> list[APIRouter]:
-    from crystallise.api.routers import criteria, indexer, screening
+    from crystallise.api.routers import criteria, decisions, indexer, screening
 
-    return [config.router, criteria.router, screening.router, indexer.router]
+    return [config.router, criteria.router, screening.router, decisions.router, indexer.router]
 
 
 async def _maintenance_loop(services: Services) -> None:

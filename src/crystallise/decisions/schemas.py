@@ -1,0 +1,147 @@
+"""HTTP shapes of the decision endpoints (calibrate, prioritize, stopping)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from crystallise.decisions.calibrate import DEFAULT_RULES, valid_rule
+
+RecordId = Annotated[str, Field(min_length=1, max_length=512)]
+Label = Annotated[int, Field(ge=0, le=1, strict=True)]  # 1 include, 0 exclude
+Score = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Proportion = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+def _unique_ids(ids: list[str], field: str) -> None:
+    seen: set[str] = set()
+    dupes = [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise ValueError(f"{field}: duplicate ids {sorted(set(dupes))[:10]}")
+
+
+class Targets(BaseModel):
+    target_recall: Proportion = 0.95
+    confidence: Proportion = 0.95
+    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
+    mock: bool = False
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, rules: list[str]) -> list[str]:
+        bad = [r for r in rules if not valid_rule(r)]
+        if bad:
+            raise ValueError(f"unknown rules {bad}: use mean, max, min or k_of_n:K (K >= 1)")
+        if len(set(rules)) != len(rules):
+            raise ValueError("rules: each rule once")
+        return rules
+
+
+class CalibrateRecord(BaseModel):
+    id: RecordId
+    scores: list[Score] | None = Field(None, min_length=1, max_length=100)
+    final_score: Score | None = None
+    label: Label | None = None
+
+    @model_validator(mode="after")
+    def _has_score(self) -> CalibrateRecord:
+        if self.scores is None and self.final_score is None:
+            raise ValueError(f"record {self.id}: give scores or final_score")
+        return self
+
+
+class CalibrateRequest(Targets):
+    records: list[CalibrateRecord] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> CalibrateRequest:
+        _unique_ids([r.id for r in self.records], "records")
+        return self
+
+
+class JobCalibrateRequest(Targets):
+    labels: dict[RecordId, Label] = Field(min_length=1)
+
+
+class CalibrateResponse(BaseModel):
+    status: Literal["ok", "insufficient_labels"]
+    rule: str | None
+    threshold: float | None
+    recall_estimate: float | None
+    recall_lower_bound: float | None
+    excluded_count: int
+    workload_reduction: float
+    sample_size: int
+    sample_includes: int
+    labels_needed: int
+    total_records: int
+    target_recall: float
+    confidence: float
+    rules_considered: list[str]
+    report: str
+
+
+class PrioritizeRecord(BaseModel):
+    id: RecordId
+    title: str = ""
+    abstract: str = ""
+    label: Label | None = None
+    score: Score | None = None
+
+
+class PrioritizeRequest(BaseModel):
+    records: list[PrioritizeRecord] = Field(min_length=1)
+    mock: bool = False
+
+    @model_validator(mode="after")
+    def _ids(self) -> PrioritizeRequest:
+        _unique_ids([r.id for r in self.records], "records")
+        return self
+
+
+class RankedRecord(BaseModel):
+    id: str
+    probability: float
+
+
+class PrioritizeResponse(BaseModel):
+    ranking: list[RankedRecord]
+    model: str
+    trained_on: dict[str, int]
+
+
+class ScreenedRecord(BaseModel):
+    id: RecordId
+    label: Label
+
+
+class StoppingRequest(BaseModel):
+    screened: list[ScreenedRecord] = Field(min_length=1)
+    total_records: int = Field(ge=1, le=10_000_000, strict=True)
+    target_recall: Proportion = 0.95
+    confidence: Proportion = 0.95
+    mock: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StoppingRequest:
+        _unique_ids([r.id for r in self.screened], "screened")
+        if len(self.screened) > self.total_records:
+            raise ValueError(
+                f"total_records ({self.total_records}) is less than the "
+                f"{len(self.screened)} records screened"
+            )
+        return self
+
+
+class StoppingResponse(BaseModel):
+    safe_to_stop: bool
+    p_value: float
+    recall_estimate: float | None
+    includes_found: int
+    screened_count: int
+    total_records: int
+    target_recall: float
+    confidence: float
+    assumptions: str
+    method: str

@@ -1,0 +1,164 @@
+"""The decision endpoints' library side: size caps, the job-level calibrate, and the methods
+paragraph (PRISMA 2020 items 8 and 16) built from the facts, never by a model."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from crystallise.config.settings import Settings
+from crystallise.db.jobs import TERMINAL_STATUSES
+from crystallise.decisions import schemas as s
+from crystallise.decisions.calibrate import Calibration, ScoredRecord, calibrate
+from crystallise.decisions.prioritize import RankRecord, prioritize
+from crystallise.decisions.stopping import stopping
+from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.services import Services
+
+STOPPING_METHOD = (
+    "Callaghan & Müller-Hansen (2020) hypergeometric test of H0 'recall < target', minimised "
+    "over every window of most recently screened records (buscarR calculate_h0)."
+)
+STOPPING_ASSUMPTIONS = (
+    "Records were screened in the order given, ranked so that likely includes come first; the "
+    "most recently screened records are treated as a random draw from themselves plus the "
+    "unscreened remainder (conservative under a ranking that puts includes first). The "
+    "recall estimate is found / (found + unscreened × the include rate of the last 10% "
+    "screened, at least 20 records); the guarantee is the test, not the estimate."
+)
+
+
+def check_size(settings: Settings, count: int, field: str) -> None:
+    if count > settings.max_papers_per_job:
+        raise BadInput(
+            f"{field}: {count} records exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
+            f"{settings.max_papers_per_job}"
+        )
+
+
+def run_calibrate(settings: Settings, body: s.CalibrateRequest) -> s.CalibrateResponse:
+    check_size(settings, len(body.records), "records")
+    records = [
+        ScoredRecord(r.id, list(r.scores or [r.final_score or 0.0]), r.label) for r in body.records
+    ]
+    return _response(
+        calibrate(records, body.target_recall, body.confidence, tuple(body.rules)), body
+    )
+
+
+async def calibrate_job(
+    services: Services, job_id: str, body: s.JobCalibrateRequest
+) -> s.CalibrateResponse:
+    """Calibrate a finished screening job on the caller's labels of a random sample."""
+    row = await services.store.get_job("screening", job_id)
+    if row is None:
+        raise NotFound(f"Job not found: {job_id}")
+    if row.status not in TERMINAL_STATUSES:
+        raise Conflict(f"Job {job_id} is {row.status}: calibrate once it has finished.")
+    items = await services.store.all_items(job_id)
+    scored = {i.item_id: (i.result or {}).get("scores") for i in items}
+    unknown = sorted(set(body.labels) - set(scored))
+    if unknown:
+        raise BadInput(f"labels: unknown record ids {unknown[:10]}")
+    records = [
+        ScoredRecord(item_id, [float(x) for x in scores], body.labels.get(item_id))
+        for item_id, scores in scored.items()
+        if scores
+    ]
+    result = calibrate(records, body.target_recall, body.confidence, tuple(body.rules))
+    facts = {"model": row.model, "model_version": row.model_version, "config": row.config or {}}
+    return _response(result, body, facts)
+
+
+def _response(
+    result: Calibration, body: s.Targets, job: dict[str, Any] | None = None
+) -> s.CalibrateResponse:
+    return s.CalibrateResponse(
+        status=result.status,  # type: ignore[arg-type]
+        rule=result.rule,
+        threshold=result.threshold,
+        recall_estimate=_round(result.recall_estimate),
+        recall_lower_bound=_round(result.recall_lower_bound),
+        excluded_count=result.excluded_count,
+        workload_reduction=round(result.workload_reduction, 4),
+        sample_size=result.sample_size,
+        sample_includes=result.sample_includes,
+        labels_needed=result.labels_needed,
+        total_records=result.total_records,
+        target_recall=body.target_recall,
+        confidence=body.confidence,
+        rules_considered=list(result.rules),
+        report=methods_report(result, body.target_recall, body.confidence, job),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def methods_report(
+    result: Calibration, target: float, confidence: float, job: dict[str, Any] | None = None
+) -> str:
+    """A paragraph for a methods section, from the facts of this calibration."""
+    model = ""
+    if job:
+        config = job["config"]
+        versions = ", ".join(
+            f"{k} {v}" for k, v in sorted(config.get("prompt_versions", {}).items())
+        )
+        model = (
+            f"Records were scored 1-5 by {job['model']} (version {job['model_version'] or 'n/a'}) "
+            f"over {config.get('repetitions', '?')} repetitions with Crystallise (prompts: "
+            f"{versions or 'n/a'}). "
+        )
+    rules = ", ".join(result.rules)
+    sample = (
+        f"A simple random sample of {result.sample_size} of {result.total_records} records was "
+        f"screened by humans and held {result.sample_includes} includes. "
+    )
+    if result.status != "ok":
+        return (
+            f"{model}{sample}This sample does not support an automatic exclusion threshold at "
+            f"{target:.0%} recall with {confidence:.0%} confidence (rules tried: {rules}); about "
+            f"{result.labels_needed} more randomly sampled labels are expected to be needed."
+        )
+    return (
+        f"{model}{sample}Records whose {result.rule} score fell below {result.threshold:g} were "
+        f"excluded by automation ({result.excluded_count} records, "
+        f"{result.workload_reduction:.1%} of the total); all others went to human screening. "
+        f"The threshold is the highest at which the one-sided Clopper-Pearson lower bound on "
+        f"recall, computed from the sample's includes, reached the {target:.0%} target at "
+        f"{confidence:.0%} confidence, Bonferroni-corrected over the {len(result.rules)} rules "
+        f"tried ({rules}): estimated recall {result.recall_estimate:.3f}, lower bound "
+        f"{result.recall_lower_bound:.3f}."
+    )
+
+
+async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.PrioritizeResponse:
+    check_size(settings, len(body.records), "records")
+    records = [RankRecord(r.id, f"{r.title} {r.abstract}", r.label, r.score) for r in body.records]
+    ranked = await asyncio.to_thread(prioritize, records)  # CPU work off the event loop
+    return s.PrioritizeResponse(
+        ranking=[s.RankedRecord(id=i, probability=p) for i, p in ranked.ranking],
+        model=ranked.model,
+        trained_on=ranked.trained_on,
+    )
+
+
+def run_stopping(settings: Settings, body: s.StoppingRequest) -> s.StoppingResponse:
+    check_size(settings, body.total_records, "total_records")
+    result = stopping(
+        [r.label for r in body.screened], body.total_records, body.target_recall, body.confidence
+    )
+    return s.StoppingResponse(
+        safe_to_stop=result.safe_to_stop,
+        p_value=round(result.p_value, 6),
+        recall_estimate=_round(result.recall_estimate),
+        includes_found=result.includes_found,
+        screened_count=result.screened_count,
+        total_records=result.total_records,
+        target_recall=result.target_recall,
+        confidence=result.confidence,
+        assumptions=STOPPING_ASSUMPTIONS,
+        method=STOPPING_METHOD,
+    )

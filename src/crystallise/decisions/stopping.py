@@ -1,0 +1,76 @@
+"""When prioritised screening may stop: Callaghan & Müller-Hansen's hypergeometric test
+(Systematic Reviews 9:273, 2020; buscarR ``calculate_h0``).
+
+Screening went in ranked order, so likely includes came first. For every k, treat the last k
+screened records as if drawn at random from themselves plus the unscreened rest (conservative:
+the ranking put includes early, so the rest holds fewer than a random draw suggests) and test
+H0 "recall < target": under H0 the urn holds at least ``floor(found / target) + 1 - (found -
+r_k)`` includes, and seeing only ``r_k`` of them in k draws has hypergeometric probability
+``p_k``. The p-value is the smallest ``p_k``; stop when it is below ``1 - confidence``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import hypergeom
+
+ESTIMATE_WINDOW_SHARE = 0.1  # the recall point estimate uses the last 10% screened (>= 20)
+
+
+@dataclass(frozen=True)
+class StoppingResult:
+    safe_to_stop: bool
+    p_value: float
+    recall_estimate: float | None
+    includes_found: int
+    screened_count: int
+    total_records: int
+    target_recall: float
+    confidence: float
+
+
+def stopping(
+    labels: list[int], total_records: int, target: float = 0.95, confidence: float = 0.95
+) -> StoppingResult:
+    """Test H0 "recall < target" after screening ``labels`` (in screening order)."""
+    seen = np.asarray(labels, dtype=np.int64)
+    n_seen = len(seen)
+    found = int(seen.sum())
+    remaining = total_records - n_seen
+    p_value = 1.0
+    if found > 0 and n_seen > 0:
+        newest_first = seen[::-1]
+        r_all = np.cumsum(newest_first)  # includes among the last k screened, k = 1..n
+        # For a fixed r_k, p_k falls as k grows (the unscreened part of the urn stays the
+        # same size while the urn grows), so each run of windows with the same r_k has its
+        # minimum at its largest k: just before the next include, or the whole sequence.
+        k = np.flatnonzero(np.append(newest_first[1:] == 1, True)) + 1
+        r_k = r_all[k - 1]
+        urn_includes = math.floor(found / target) + 1 - (found - r_k)
+        urn = remaining + k
+        p = hypergeom.cdf(r_k, urn, np.minimum(urn_includes, urn), k)
+        p = np.where(urn_includes > urn, 0.0, p)  # H0 impossible for this window
+        p_value = float(np.clip(p.min(), 0.0, 1.0))
+    return StoppingResult(
+        safe_to_stop=p_value < 1 - confidence,
+        p_value=p_value,
+        recall_estimate=_recall_estimate(seen, remaining),
+        includes_found=found,
+        screened_count=n_seen,
+        total_records=total_records,
+        target_recall=target,
+        confidence=confidence,
+    )
+
+
+def _recall_estimate(seen: np.ndarray, remaining: int) -> float | None:
+    """Found / (found + remaining × the include rate of the last 10% screened)."""
+    found = int(seen.sum())
+    if found == 0:
+        return None
+    window = max(20, int(len(seen) * ESTIMATE_WINDOW_SHARE))
+    rate = float(seen[-window:].mean())
+    return found / (found + remaining * rate)
