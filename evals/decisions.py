@@ -46,20 +46,62 @@ TARGET = CONFIDENCE = 0.95
 def load(name: str) -> list[dict[str, Any]]:
     with (DATA / f"{name}.csv").open(encoding="utf-8", newline="") as fh:
         return [
-            {"id": r["id"], "text": f"{r['title']} {r['abstract']}", "label": int(r["label"])}
+            {
+                "id": r["id"],
+                "title": r["title"],
+                "abstract": r["abstract"],
+                "text": f"{r['title']} {r['abstract']}",
+                "label": int(r["label"]),
+            }
             for r in csv.DictReader(fh)
         ]
 
 
+def priors(truth: list[int], seed: int) -> tuple[int, int]:
+    """The seed's one include and one exclude (the same for every method compared)."""
+    rng = random.Random(seed)
+    include = rng.choice([i for i, y in enumerate(truth) if y])
+    return include, rng.choice([i for i, y in enumerate(truth) if not y])
+
+
+def _recall_points(truth: list[int], order: list[int]) -> dict[str, Any]:
+    total, includes = len(truth), sum(truth)
+    found = np.cumsum([truth[i] for i in order])
+    at95 = int(np.searchsorted(found, int(np.ceil(0.95 * includes)))) + 1
+    at100 = int(np.searchsorted(found, includes)) + 1
+    return {"at95": at95, "at100": at100, "wss95": (total - at95) / total - 0.05}
+
+
+def asreview_run(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+    """ASReview LAB's default model (ELAS u4), unmodified, from the same two priors."""
+    import pandas as pd
+    from asreview.learner import ActiveLearningCycle
+    from asreview.models.models import get_ai_config
+    from asreview.models.queriers import TopDown
+    from asreview.models.stoppers import IsFittable
+    from asreview.simulation.simulate import Simulate
+
+    truth = [r["label"] for r in rows]
+    frame = pd.DataFrame(
+        {"title": [r["title"] for r in rows], "abstract": [r["abstract"] for r in rows]}
+    )
+    cycles = [
+        ActiveLearningCycle(querier=TopDown(), stopper=IsFittable()),
+        ActiveLearningCycle.from_meta(get_ai_config()["value"]),
+    ]
+    sim = Simulate(frame, np.array(truth), cycles, print_progress=False)
+    sim.label(list(priors(truth, seed)))
+    sim.review()
+    order = [int(i) for i in sim._results["record_id"]]
+    return _recall_points(truth, order)
+
+
 def simulate(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
     """One prioritised screening run with the stopping rule asked after every batch."""
-    rng = random.Random(seed)
     truth = [r["label"] for r in rows]
     total, includes = len(rows), sum(truth)
-    known: dict[int, int] = {
-        rng.choice([i for i, y in enumerate(truth) if y]): 1,
-        rng.choice([i for i, y in enumerate(truth) if not y]): 0,
-    }
+    include, exclude = priors(truth, seed)
+    known: dict[int, int] = {include: 1, exclude: 0}
     order = list(known)
     stop_at: int | None = None
     while len(known) < total and sum(known.values()) < includes:
@@ -70,14 +112,10 @@ def simulate(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
         if stop_at is None and stopping([truth[i] for i in order], total).safe_to_stop:
             stop_at = len(order)
     found = np.cumsum([truth[i] for i in order])
-    at95 = int(np.searchsorted(found, int(np.ceil(0.95 * includes)))) + 1
-    at100 = int(np.searchsorted(found, includes)) + 1
     stop = stop_at or total  # never stopped early: everything gets screened
     recall_at_stop = (found[stop - 1] if stop <= len(found) else includes) / includes
     return {
-        "at95": at95,
-        "at100": at100,
-        "wss95": (total - at95) / total - 0.05,
+        **_recall_points(truth, order),
         "stop": stop,
         "met": recall_at_stop >= TARGET,
         "saved": 1 - stop / total,

@@ -17,6 +17,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
+NGRAMS = (1, 1)
+C = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def prioritize(records: list[RankRecord]) -> Ranking:
 def _classify(
     records: list[RankRecord], labels: np.ndarray, unlabelled: np.ndarray, with_scores: bool
 ) -> tuple[np.ndarray, str]:
-    vectoriser = TfidfVectorizer(sublinear_tf=True, stop_words="english", dtype=np.float32)
+    vectoriser = TfidfVectorizer(
+        sublinear_tf=True, stop_words="english", ngram_range=NGRAMS, max_df=0.95, dtype=np.float32
+    )
     features = vectoriser.fit_transform([r.text for r in records])
     model = "tfidf+logistic_regression"
     if with_scores:
@@ -62,7 +66,7 @@ def _classify(
         features = hstack([features, csr_matrix(column, dtype=np.float32)], format="csr")
         model += "+llm_score"
     train = labels >= 0
-    classifier = LogisticRegression(class_weight="balanced", C=10.0, max_iter=1000)
+    classifier = LogisticRegression(class_weight="balanced", C=C, max_iter=1000)
     classifier.fit(features[train], labels[train])
     if len(unlabelled) == 0:
         return np.array([]), model
