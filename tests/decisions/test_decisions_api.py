@@ -127,3 +127,15 @@ def test_stopping_answers_with_its_test(client: TestClient) -> None:
         "/v1/screening/stopping", json={"screened": screened[:60], "total_records": 5000}
     ).json()
     assert body["safe_to_stop"] is False
+
+
+def test_null_means_the_default(client: TestClient) -> None:
+    body = {"records": _records(), "rules": None, "target_recall": None, "confidence": None}
+    r = client.post("/v1/screening/calibrate", json=body)
+    assert r.status_code == 200 and r.json()["rules_considered"] == ["mean", "max"]
+    assert r.json()["target_recall"] == 0.95
+    r = client.post(
+        "/v1/screening/stopping",
+        json={"screened": [{"id": "a", "label": 1}], "total_records": 5, "confidence": None},
+    )
+    assert r.status_code == 200 and r.json()["confidence"] == 0.95

@@ -17,7 +17,6 @@ import statistics
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta
 
 DEFAULT_RULES = ("mean", "max")
 
@@ -71,6 +70,8 @@ def cp_lower(x: int, n: int, alpha: float) -> float:
     """One-sided Clopper-Pearson lower confidence bound of a proportion x/n."""
     if x <= 0 or n <= 0:
         return 0.0
+    from scipy.stats import beta  # imported on first use: keeps server start-up fast
+
     return float(beta.ppf(alpha, x, n - x + 1))
 
 

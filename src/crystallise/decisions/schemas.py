@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -21,7 +21,19 @@ def _unique_ids(ids: list[str], field: str) -> None:
         raise ValueError(f"{field}: duplicate ids {sorted(set(dupes))[:10]}")
 
 
+def _null_means_default(data: Any, fields: tuple[str, ...]) -> Any:
+    """``"field": null`` asks for the default, as leaving the field out does."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if not (k in fields and v is None)}
+    return data
+
+
 class Targets(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        return _null_means_default(data, ("target_recall", "confidence", "rules", "mock"))
+
     target_recall: Proportion = 0.95
     confidence: Proportion = 0.95
     rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
@@ -117,6 +129,11 @@ class ScreenedRecord(BaseModel):
 
 
 class StoppingRequest(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        return _null_means_default(data, ("target_recall", "confidence", "mock"))
+
     screened: list[ScreenedRecord] = Field(min_length=1)
     total_records: int = Field(ge=1, le=10_000_000, strict=True)
     target_recall: Proportion = 0.95

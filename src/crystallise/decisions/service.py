@@ -10,7 +10,6 @@ from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES
 from crystallise.decisions import schemas as s
 from crystallise.decisions.calibrate import Calibration, ScoredRecord, calibrate
-from crystallise.decisions.prioritize import RankRecord, prioritize
 from crystallise.decisions.stopping import stopping
 from crystallise.errors import BadInput, Conflict, NotFound
 from crystallise.services import Services
@@ -114,7 +113,8 @@ def methods_report(
     rules = ", ".join(result.rules)
     sample = (
         f"A simple random sample of {result.sample_size} of {result.total_records} records was "
-        f"screened by humans and held {result.sample_includes} includes. "
+        f"screened by humans and held {result.sample_includes} "
+        f"include{'' if result.sample_includes == 1 else 's'}. "
     )
     if result.status != "ok":
         return (
@@ -136,6 +136,8 @@ def methods_report(
 
 async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.PrioritizeResponse:
     check_size(settings, len(body.records), "records")
+    from crystallise.decisions.prioritize import RankRecord, prioritize  # scikit-learn: lazy
+
     records = [RankRecord(r.id, f"{r.title} {r.abstract}", r.label, r.score) for r in body.records]
     ranked = await asyncio.to_thread(prioritize, records)  # CPU work off the event loop
     return s.PrioritizeResponse(

@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import hypergeom
 
 ESTIMATE_WINDOW_SHARE = 0.1  # the recall point estimate uses the last 10% screened (>= 20)
 
@@ -42,6 +41,8 @@ def stopping(
     remaining = total_records - n_seen
     p_value = 1.0
     if found > 0 and n_seen > 0:
+        from scipy.stats import hypergeom  # imported on first use: fast server start-up
+
         newest_first = seen[::-1]
         r_all = np.cumsum(newest_first)  # includes among the last k screened, k = 1..n
         # For a fixed r_k, p_k falls as k grows (the unscreened part of the urn stays the
