@@ -15,8 +15,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel
 
 DEFAULT_RULES = ("mean", "max")
 
@@ -28,9 +30,10 @@ class ScoredRecord:
     label: int | None  # 1 include, 0 exclude, None unlabelled (outside the sample)
 
 
-@dataclass(frozen=True)
-class Calibration:
-    status: str  # "ok" | "insufficient_labels"
+class CalibrationFigures(BaseModel):
+    """What a calibration found (the HTTP answer adds the request's targets and a report)."""
+
+    status: Literal["ok", "insufficient_labels"]
     rule: str | None
     threshold: float | None
     recall_estimate: float | None
@@ -41,6 +44,9 @@ class Calibration:
     sample_includes: int
     labels_needed: int
     total_records: int
+
+
+class Calibration(CalibrationFigures):
     alpha_per_rule: float
     rules: tuple[str, ...]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from crystallise.decisions.calibrate import DEFAULT_RULES, valid_rule
+from crystallise.decisions.calibrate import DEFAULT_RULES, CalibrationFigures, valid_rule
+from crystallise.decisions.stopping import StoppingResult
 
 RecordId = Annotated[str, Field(min_length=1, max_length=512)]
 Label = Annotated[int, Field(ge=0, le=1, strict=True)]  # 1 include, 0 exclude
@@ -76,18 +77,7 @@ class JobCalibrateRequest(Targets):
     labels: dict[RecordId, Label] = Field(min_length=1)
 
 
-class CalibrateResponse(BaseModel):
-    status: Literal["ok", "insufficient_labels"]
-    rule: str | None
-    threshold: float | None
-    recall_estimate: float | None
-    recall_lower_bound: float | None
-    excluded_count: int
-    workload_reduction: float
-    sample_size: int
-    sample_includes: int
-    labels_needed: int
-    total_records: int
+class CalibrateResponse(CalibrationFigures):
     target_recall: float
     confidence: float
     rules_considered: list[str]
@@ -151,14 +141,6 @@ class StoppingRequest(BaseModel):
         return self
 
 
-class StoppingResponse(BaseModel):
-    safe_to_stop: bool
-    p_value: float
-    recall_estimate: float | None
-    includes_found: int
-    screened_count: int
-    total_records: int
-    target_recall: float
-    confidence: float
+class StoppingResponse(StoppingResult):
     assumptions: str
     method: str

@@ -9,7 +9,12 @@ from typing import Any
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES
 from crystallise.decisions import schemas as s
-from crystallise.decisions.calibrate import Calibration, ScoredRecord, calibrate
+from crystallise.decisions.calibrate import (
+    Calibration,
+    CalibrationFigures,
+    ScoredRecord,
+    calibrate,
+)
 from crystallise.decisions.stopping import stopping
 from crystallise.errors import BadInput, Conflict, NotFound
 from crystallise.services import Services
@@ -72,18 +77,12 @@ async def calibrate_job(
 def _response(
     result: Calibration, body: s.Targets, job: dict[str, Any] | None = None
 ) -> s.CalibrateResponse:
+    figures = result.model_dump(include=set(CalibrationFigures.model_fields))
+    for key in ("recall_estimate", "recall_lower_bound"):
+        figures[key] = _round(figures[key])
+    figures["workload_reduction"] = round(result.workload_reduction, 4)
     return s.CalibrateResponse(
-        status=result.status,  # type: ignore[arg-type]
-        rule=result.rule,
-        threshold=result.threshold,
-        recall_estimate=_round(result.recall_estimate),
-        recall_lower_bound=_round(result.recall_lower_bound),
-        excluded_count=result.excluded_count,
-        workload_reduction=round(result.workload_reduction, 4),
-        sample_size=result.sample_size,
-        sample_includes=result.sample_includes,
-        labels_needed=result.labels_needed,
-        total_records=result.total_records,
+        **figures,
         target_recall=body.target_recall,
         confidence=body.confidence,
         rules_considered=list(result.rules),
@@ -152,15 +151,7 @@ def run_stopping(settings: Settings, body: s.StoppingRequest) -> s.StoppingRespo
     result = stopping(
         [r.label for r in body.screened], body.total_records, body.target_recall, body.confidence
     )
-    return s.StoppingResponse(
-        safe_to_stop=result.safe_to_stop,
-        p_value=round(result.p_value, 6),
-        recall_estimate=_round(result.recall_estimate),
-        includes_found=result.includes_found,
-        screened_count=result.screened_count,
-        total_records=result.total_records,
-        target_recall=result.target_recall,
-        confidence=result.confidence,
-        assumptions=STOPPING_ASSUMPTIONS,
-        method=STOPPING_METHOD,
-    )
+    figures = result.model_dump()
+    figures["p_value"] = round(result.p_value, 6)
+    figures["recall_estimate"] = _round(result.recall_estimate)
+    return s.StoppingResponse(**figures, assumptions=STOPPING_ASSUMPTIONS, method=STOPPING_METHOD)

@@ -12,15 +12,14 @@ r_k)`` includes, and seeing only ``r_k`` of them in k draws has hypergeometric p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
 
 ESTIMATE_WINDOW_SHARE = 0.1  # the recall point estimate uses the last 10% screened (>= 20)
 
 
-@dataclass(frozen=True)
-class StoppingResult:
+class StoppingResult(BaseModel):
     safe_to_stop: bool
     p_value: float
     recall_estimate: float | None
