@@ -18,6 +18,7 @@ from crystallise.batch.resume import retry_job
 from crystallise.common.types import INT32_MAX
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.errors import NotFound
+from crystallise.jobs.provenance import Provenance, provenance
 from crystallise.services import Services
 
 
@@ -131,6 +132,12 @@ def add_job_routes(
         """Run again only the items that are not done (failed, cancelled or never run);
         stored results and the spent cost stay. 409 if the job is running or has none."""
         return summary(await retry_job(services, kind, job_id, key))
+
+    @router.get("/jobs/{job_id}/provenance", response_model=Provenance)
+    async def job_provenance(job_id: str, services: ServicesDep) -> Provenance:
+        """Software and model versions, prompt versions, settings, counts, cost and a
+        methods paragraph built from these facts (PRISMA 2020 item 8)."""
+        return await provenance(services, kind, job_id)
 
     @router.get("/jobs/{job_id}/events")
     async def job_events_stream(
