@@ -271,13 +271,16 @@ class JobRunner:
         except asyncio.CancelledError:
             raise  # process shutdown: leave the job to be resumed
         except JobCancelled:
-            return "cancelled", {"error": "Cancelled by request", **await self._spent(ctx)}
+            return "cancelled", {
+                "error": "Cancelled by request",
+                **await self._spent(ctx.kind, ctx.job_id),
+            }
         except LLMError as exc:
             return "failed", {
                 "error": exc.message,
                 "error_category": exc.category.value,
                 "error_retryable": exc.retryable,
-                **await self._spent(ctx),
+                **await self._spent(ctx.kind, ctx.job_id),
             }
         except Exception as exc:
             log.exception("job_crashed", job_id=ctx.job_id, kind=ctx.kind)
@@ -290,12 +293,9 @@ class JobRunner:
         values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
         return "completed", {"progress": 1.0, **values}
 
-    async def _spent(self, ctx: JobContext) -> dict[str, Any]:
+    async def _spent(self, kind: JobKind, job_id: str) -> dict[str, Any]:
         """A failed job reports what it actually spent (its saved tally), not the estimate."""
-        row = await self.store.get_job(ctx.kind, ctx.job_id)
-        usage = (row.usage or {}) if row is not None else {}
-        cost = usage.get("estimated_cost_usd")
-        return {"estimated_cost_usd": float(cost) if isinstance(cost, int | float) else 0.0}
+        return _spent_of(await self.store.get_job(kind, job_id))
 
     async def _finish(
         self, kind: JobKind, job_id: str, started_at: Any, status: str, values: dict[str, Any]
@@ -318,6 +318,11 @@ class JobRunner:
     async def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:
         row = await self.store.get_job(kind, job_id)
         started = as_utc(row.started_at) if row else None
-        ctx = JobContext(kind, job_id, self.store, None, asyncio.Event(), row)
-        values = {"error": "Cancelled by request", **await self._spent(ctx)}
+        values = {"error": "Cancelled by request", **_spent_of(row)}
         await self._finish(kind, job_id, started or utcnow(), "cancelled", values)
+
+
+def _spent_of(row: JobRow | None) -> dict[str, Any]:
+    usage = (row.usage or {}) if row is not None else {}
+    cost = usage.get("estimated_cost_usd")
+    return {"estimated_cost_usd": float(cost) if isinstance(cost, int | float) else 0.0}

@@ -17,6 +17,7 @@ from crystallise.decisions.calibrate import (
 )
 from crystallise.decisions.stopping import stopping
 from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.jobs.submit import check_record_count
 from crystallise.services import Services
 
 STOPPING_METHOD = (
@@ -32,16 +33,8 @@ STOPPING_ASSUMPTIONS = (
 )
 
 
-def check_size(settings: Settings, count: int, field: str) -> None:
-    if count > settings.max_papers_per_job:
-        raise BadInput(
-            f"{field}: {count} records exceed CRYSTALLISE_MAX_PAPERS_PER_JOB="
-            f"{settings.max_papers_per_job}"
-        )
-
-
 def run_calibrate(settings: Settings, body: s.CalibrateRequest) -> s.CalibrateResponse:
-    check_size(settings, len(body.records), "records")
+    check_record_count(settings, "records", len(body.records))
     records = [
         ScoredRecord(r.id, list(r.scores or [r.final_score or 0.0]), r.label) for r in body.records
     ]
@@ -134,7 +127,7 @@ def methods_report(
 
 
 async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.PrioritizeResponse:
-    check_size(settings, len(body.records), "records")
+    check_record_count(settings, "records", len(body.records))
     from crystallise.decisions.prioritize import RankRecord, prioritize  # scikit-learn: lazy
 
     records = [RankRecord(r.id, f"{r.title} {r.abstract}", r.label, r.score) for r in body.records]
@@ -147,7 +140,7 @@ async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.Pri
 
 
 def run_stopping(settings: Settings, body: s.StoppingRequest) -> s.StoppingResponse:
-    check_size(settings, body.total_records, "total_records")
+    check_record_count(settings, "total_records", body.total_records)
     result = stopping(
         [r.label for r in body.screened], body.total_records, body.target_recall, body.confidence
     )

@@ -39,6 +39,7 @@ class IndexerJob:
         self.spec = spec
         self.total = ctx.row.item_count if ctx.row else 0
         self.decided = self.failed = 0
+        self.pending = 0  # unfinished records when this run started (set in run)
 
     def _usage(self) -> dict[str, Any]:
         tally = self.ext.tally

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crystallise.batch.resume import key_source
 from crystallise.config.model_capabilities import ModelChoice, choose_model
+from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer.estimate import estimate_indexing
@@ -60,12 +61,17 @@ def model_warnings(*choices: ModelChoice) -> list[str]:
     return [c.warning for c in choices if c.warning]
 
 
-def check_job_size(services: Services, field: str, count: int) -> None:
-    cap = services.settings.max_papers_per_job
+def check_record_count(
+    settings: Settings, field: str, count: int, noun: str = "records", hint: str = ""
+) -> None:
+    """400 when one request carries more records than CRYSTALLISE_MAX_PAPERS_PER_JOB."""
+    cap = settings.max_papers_per_job
     if count > cap:
-        raise BadInput(
-            f"{field}: {count} {field} exceed CRYSTALLISE_MAX_PAPERS_PER_JOB={cap}; split the job."
-        )
+        raise BadInput(f"{field}: {count} {noun} exceed CRYSTALLISE_MAX_PAPERS_PER_JOB={cap}{hint}")
+
+
+def check_job_size(services: Services, field: str, count: int) -> None:
+    check_record_count(services.settings, field, count, noun=field, hint="; split the job.")
 
 
 def screening_spec(services: Services, body: ScreeningRequest) -> tuple[ScreeningJobSpec, float]:

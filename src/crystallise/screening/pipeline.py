@@ -102,7 +102,8 @@ class ScreeningPipeline(ClusteringStages):
             settings, spec.model, temperature=spec.temperature, lowest_effort=True
         )
         self.clustering_plan = plan_model(settings, spec.clustering_model)
-        self.caps = get_capabilities(spec.model, allow_unknown=settings.allow_unknown_models)
+        caps = get_capabilities(spec.model, allow_unknown=settings.allow_unknown_models)
+        self.label_calls = label_calls_per_paper(caps, spec.repetitions)  # 1: one call with n
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
         self.reasoning_schema = _reasoning_model(self.ids)
@@ -147,7 +148,7 @@ class ScreeningPipeline(ClusteringStages):
             "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
         }
         scores: list[int] = []
-        if label_calls_per_paper(self.caps, reps) == 1:
+        if self.label_calls == 1:
             result = await self._chat(True, messages, n=reps, **kw)
             scores = [c.parsed.score for c in result.choices if c.parsed is not None]
         while len(scores) < reps:  # no n support, or choices that failed the schema
@@ -236,7 +237,7 @@ class ScreeningPipeline(ClusteringStages):
     def _window(self) -> int:
         s = self.llm.settings
         cap = s.max_adaptive_concurrency if s.adaptive_concurrency else s.max_concurrent_requests
-        calls = max(1, label_calls_per_paper(self.caps, self.spec.repetitions))
+        calls = max(1, self.label_calls)
         return min(1024, 2 * cap * calls + 8)
 
     # ---- the whole job ---------------------------------------------------------------
