@@ -58,6 +58,15 @@ def _create(store: JobStore, n: int = 5, project_id: int | None = 7, **kw: objec
     return job_id
 
 
+async def _until_some_done(store: JobStore, job_id: str, at_least: int = 2) -> None:
+    """Wait until the job has checkpointed a few items (a slow CI machine may need a while)."""
+    for _ in range(400):
+        if store.count_items(job_id, ["done"]) >= at_least:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the job checkpointed nothing in 10 s")
+
+
 async def test_job_lifecycle_and_item_results(store: JobStore) -> None:
     runner = JobRunner(AsyncJobStore(store), {"screening": _words_job()})
     job_id = _create(store)
@@ -105,7 +114,7 @@ async def test_cancel_stops_the_job_and_keeps_partial_results(store: JobStore) -
     runner = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.05)})
     job_id = _create(store, n=40)
     runner.submit("screening", job_id)
-    await asyncio.sleep(0.2)
+    await _until_some_done(store, job_id)
     await runner.cancel("screening", job_id)
     await runner.wait(job_id, timeout=10)
     row = store.get_job("screening", job_id)
@@ -118,7 +127,7 @@ async def test_resume_after_restart_continues_from_checkpoint(store: JobStore) -
     first = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.03)})
     job_id = _create(store, n=30)
     first.submit("screening", job_id)
-    await asyncio.sleep(0.3)
+    await _until_some_done(store, job_id)
     await first.shutdown()  # the process goes away mid-job
     done_before = store.count_items(job_id, ["done"])
     assert store.get_job("screening", job_id).status == "running"  # type: ignore[union-attr]
@@ -160,7 +169,7 @@ async def test_cancel_flag_set_by_another_process_is_seen(store: JobStore) -> No
     runner = JobRunner(AsyncJobStore(store), {"screening": _words_job(delay=0.05)})
     job_id = _create(store, n=60)
     runner.submit("screening", job_id)
-    await asyncio.sleep(0.2)
+    await _until_some_done(store, job_id)
     store.request_cancel("screening", job_id)  # what an API process on another machine does
     await runner.wait(job_id, timeout=10)
     assert store.get_job("screening", job_id).status == "cancelled"  # type: ignore[union-attr]
