@@ -26,9 +26,10 @@ RETENTION_INTERVAL_S = 3600.0
 
 
 def _protected_routers() -> list[APIRouter]:
-    from crystallise.api.routers import criteria, decisions, indexer, screening
+    from crystallise.api.routers import criteria, decisions, indexer, records, screening
 
-    return [config.router, criteria.router, screening.router, decisions.router, indexer.router]
+    routers = [config.router, criteria.router, screening.router, decisions.router]
+    return [*routers, indexer.router, records.router]
 
 
 async def _maintenance_loop(services: Services) -> None:

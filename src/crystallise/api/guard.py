@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request
 
@@ -67,14 +68,28 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def accepts_uploads(endpoint: F) -> F:
+    """Mark a route that also takes file uploads and raw text (the JSON guard lets them by)."""
+    endpoint.accepts_uploads = True  # type: ignore[attr-defined]
+    return endpoint
+
+
 async def guard_json_body(request: Request) -> None:
     """Router dependency: reject what the JSON parser accepts but the service cannot take."""
     if request.method not in BODY_METHODS:
         return
+    content_type = request.headers.get("content-type", "")
+    route = request.scope.get("route")
+    if not _is_json(content_type) and getattr(
+        getattr(route, "endpoint", None), "accepts_uploads", False
+    ):
+        return  # a file upload: the route reads and checks its own body
     body = await request.body()
     if not body:
         return
-    content_type = request.headers.get("content-type", "")
     if not _is_json(content_type):
         raise HTTPException(
             status_code=415,

@@ -19,6 +19,8 @@ from crystallise.common.types import INT32_MAX
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.errors import NotFound
 from crystallise.jobs.provenance import Provenance, provenance
+from crystallise.records.export import ExportFormat
+from crystallise.records.service import export_job
 from crystallise.services import Services
 
 
@@ -138,6 +140,22 @@ def add_job_routes(
         """Software and model versions, prompt versions, settings, counts, cost and a
         methods paragraph built from these facts (PRISMA 2020 item 8)."""
         return await provenance(services, kind, job_id)
+
+    @router.get("/jobs/{job_id}/export", response_class=StreamingResponse)
+    async def export(
+        job_id: str,
+        services: ServicesDep,
+        format: ExportFormat = Query("csv", description="ris, csv, jsonl or xlsx"),
+        threshold: float | None = Query(
+            None, ge=1, le=5, description="screening: include at final_score >= this"
+        ),
+    ) -> StreamingResponse:
+        """Every record with its result, streamed (RIS keeps imported fields unchanged and
+        adds the decision as N1 and KW; the CSV imports into ASReview as labelled data)."""
+        row = await get_job_or_404(services, kind, job_id)
+        out = export_job(services.jobs, kind, row, format, threshold)
+        disposition = {"Content-Disposition": f'attachment; filename="{out.filename}"'}
+        return StreamingResponse(out.chunks, media_type=out.media_type, headers=disposition)
 
     @router.get("/jobs/{job_id}/events")
     async def job_events_stream(

@@ -160,7 +160,7 @@ async def submit_screening(
         body,
         submission or Submission(),
         lambda: screening_spec(services, body),
-        lambda: [(p.id, p.model_dump()) for p in body.papers],
+        lambda: [(p.id, p.model_dump(exclude_none=True)) for p in body.papers],
     )
 
 

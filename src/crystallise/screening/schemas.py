@@ -26,6 +26,22 @@ class Paper(BaseModel):
     id: str = Field(min_length=1, max_length=512)
     title: str = ""
     abstract: str = ""
+    # Bibliographic fields of an imported record (POST /v1/records/parse returns them): never
+    # sent to a model, kept with the paper so exports write them back.
+    authors: list[str] | None = None
+    year: int | None = Field(None, ge=0, le=9999)
+    journal: str | None = None
+    doi: str | None = None
+    pmid: str | None = None
+    keywords: list[str] | None = None
+    source: dict[str, Any] | None = Field(
+        None, description="the record's original fields as imported; exported unchanged"
+    )
+
+    @field_validator("pmid", mode="before")
+    @classmethod
+    def _pmid_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("id", mode="before")
     @classmethod

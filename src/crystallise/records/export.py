@@ -1,0 +1,232 @@
+"""Export: a job's records with their results as RIS, CSV, JSON Lines or XLSX, streamed.
+
+Rows are built one item at a time from an iterator over the job's items, so a 20,000-record
+export never holds the job in memory (XLSX is written row by row to a temporary file by
+openpyxl's write-only mode, then streamed).
+
+Where the decisions go in RIS: an ``N1`` note (``Crystallise: include …`` with the score,
+per-repetition scores, reasoning, cluster and flags) and ``KW`` keywords
+(``crystallise:include`` / ``crystallise:exclude``, ``crystallise-cluster:<label>``,
+``crystallise-flag:<flag>``). Zotero and EndNote keep both on import; screening tools that
+read RIS import them as notes and keywords. Every field of a record imported from RIS is
+written back as it was read, the two additions after it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from crystallise.db.jobs import ItemRow
+
+ExportFormat = Literal["ris", "csv", "jsonl", "xlsx"]
+MEDIA_TYPES: dict[str, str] = {
+    "ris": "application/x-research-info-systems",
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+_BIBLIO = ("title", "abstract", "authors", "year", "journal", "doi", "pmid", "keywords")
+
+
+@dataclass
+class ExportPlan:
+    """What one export writes: the job kind, the columns of its results, the decision rule."""
+
+    kind: Literal["screening", "indexer"]
+    threshold: float = 3.0
+    repetitions: int = 0
+    fields: list[str] = field(default_factory=list)  # indexer: extracted field names
+    clusters: dict[int, str] = field(default_factory=dict)
+
+    def columns(self) -> list[str]:
+        if self.kind == "indexer":
+            extracted = [f"{n}{s}" for n in self.fields for s in ("", "_confidence", "_evidence")]
+            return ["record_id", "title", "indexing_status", *extracted, "error"]
+        scores = [f"score_{i}" for i in range(1, self.repetitions + 1)]
+        return ["record_id", *_BIBLIO, "decision", "included", "final_score", *scores,
+                "reasoning", "cluster", "flags", "error"]  # fmt: skip
+
+
+def _joined(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
+    """One screened record: its bibliographic fields, scores and the decision at the threshold."""
+    paper, result = item.input, item.result or {}
+    final = result.get("final_score")
+    if "error" in result:
+        decision = "error"
+    elif final is None:
+        decision = "pending"
+    else:
+        decision = "include" if final >= plan.threshold else "exclude"
+    cluster_ids = result.get("cluster_ids") or []
+    row: dict[str, Any] = {"record_id": paper.get("id", item.item_id)}
+    row.update({name: paper.get(name) for name in _BIBLIO})
+    row.update(
+        decision=decision,
+        included={"include": 1, "exclude": 0}.get(decision),
+        final_score=final,
+        scores=result.get("scores") or [],
+        reasoning=result.get("reasoning"),
+        cluster=plan.clusters.get(cluster_ids[0]) if cluster_ids else None,
+        flags=result.get("flags") or [],
+        error=result.get("error"),
+    )
+    return row
+
+
+def indexer_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
+    """One indexed record: each extracted field's value, confidence and evidence."""
+    record, result = item.input, item.result or {}
+    row: dict[str, Any] = {
+        "record_id": record.get("ID", item.item_id),
+        "title": record.get("Title") or record.get("title"),
+        "indexing_status": result.get("indexing_status") or ("pending" if not result else None),
+        "error": result.get("error"),
+    }
+    for name in plan.fields:
+        value = result.get(name)
+        row[name] = value.get("value") if isinstance(value, dict) else value
+        row[f"{name}_confidence"] = value.get("confidence") if isinstance(value, dict) else None
+        evidence = value.get("evidence") if isinstance(value, dict) else None
+        row[f"{name}_evidence"] = evidence or []
+    return row
+
+
+def _flat(row: dict[str, Any], plan: ExportPlan) -> list[Any]:
+    """A row as spreadsheet cells in ``plan.columns()`` order."""
+    cells = dict(row)
+    for i, score in enumerate(row.get("scores") or [], 1):
+        cells[f"score_{i}"] = score
+    for key, value in row.items():
+        if key.endswith("_evidence") and isinstance(value, list):
+            cells[key] = " | ".join(
+                str(e.get("quote", e)) if isinstance(e, dict) else str(e) for e in value
+            )
+    return [_joined(cells.get(c)) if isinstance(cells.get(c), list) else cells.get(c)
+            for c in plan.columns()]  # fmt: skip
+
+
+def stream(items: Iterable[ItemRow], plan: ExportPlan, fmt: ExportFormat) -> Iterator[bytes]:
+    """The export as byte chunks, one record at a time."""
+    to_row = indexer_row if plan.kind == "indexer" else screening_row
+    rows = (to_row(item, plan) for item in items)
+    if fmt == "jsonl":
+        return (json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
+    if fmt == "csv":
+        return _csv(rows, plan)
+    if fmt == "xlsx":
+        return _xlsx(rows, plan)
+    return (ris_record(item, row, plan).encode() for item, row in _paired(items, plan))
+
+
+def _paired(items: Iterable[ItemRow], plan: ExportPlan) -> Iterator[tuple[ItemRow, dict[str, Any]]]:
+    to_row = indexer_row if plan.kind == "indexer" else screening_row
+    for item in items:
+        yield item, to_row(item, plan)
+
+
+def _csv(rows: Iterator[dict[str, Any]], plan: ExportPlan) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(plan.columns())
+    yield ("\ufeff" + buffer.getvalue()).encode()  # the BOM lets Excel read UTF-8
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(["" if c is None else c for c in _flat(row, plan)])
+        yield buffer.getvalue().encode()
+
+
+def _xlsx(rows: Iterator[dict[str, Any]], plan: ExportPlan) -> Iterator[bytes]:
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("results")
+    sheet.append(plan.columns())
+    for row in rows:
+        cells = _flat(row, plan)
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in cells])
+    with tempfile.TemporaryFile() as spool:
+        book.save(spool)
+        spool.seek(0)
+        while chunk := spool.read(1 << 16):
+            yield chunk
+
+
+# ---- RIS ---------------------------------------------------------------------------------------
+def _ris_writer() -> Any:
+    import rispy
+
+    class HeaderlessRisWriter(rispy.RisWriter):  # type: ignore[misc]
+        def set_header(self, count: int) -> None:
+            return None
+
+    return HeaderlessRisWriter
+
+
+def _ris_note(row: dict[str, Any], plan: ExportPlan) -> tuple[str, list[str]]:
+    """The N1 note and the KW keywords that carry a record's result."""
+    if plan.kind == "indexer":
+        parts = [
+            f"{n}: {row.get(n)} (confidence {row.get(f'{n}_confidence')})" for n in plan.fields
+        ]
+        return "Crystallise indexing: " + "; ".join(parts), []
+    score = row["final_score"]
+    note = f"Crystallise: {row['decision']}"
+    if score is not None:
+        note += f" (final score {score:g}, threshold {plan.threshold:g}, scores {row['scores']})"
+    for label, key in (("Reasoning", "reasoning"), ("Cluster", "cluster"), ("Error", "error")):
+        if row.get(key):
+            note += f". {label}: {row[key]}"
+    if row["flags"]:
+        note += f". Flags: {', '.join(row['flags'])}"
+    keywords = [f"crystallise:{row['decision']}"]
+    keywords += [f"crystallise-cluster:{row['cluster']}"] if row.get("cluster") else []
+    keywords += [f"crystallise-flag:{f}" for f in row["flags"]]
+    return note, keywords
+
+
+def ris_record(item: ItemRow, row: dict[str, Any], plan: ExportPlan) -> str:
+    """One RIS record: the imported record's own fields unchanged (when it came from RIS),
+    else one built from the normalised fields; then the result as N1 and KW."""
+    import rispy
+
+    note, keywords = _ris_note(row, plan)
+    source = item.input.get("source")
+    base: dict[str, Any]
+    if isinstance(source, dict) and "type_of_reference" in source:
+        base = json.loads(json.dumps(source))  # a copy: the stored input stays as it was
+    else:
+        base = _ris_from_fields(item.input if plan.kind == "screening" else {"title": row["title"]})
+    base["notes"] = [*list(base.get("notes") or []), note]
+    base["keywords"] = [*list(base.get("keywords") or []), *keywords]
+    base.setdefault("id", row["record_id"])
+    try:
+        return str(rispy.dumps([base], implementation=_ris_writer()))
+    except (TypeError, AttributeError, ValueError):  # a malformed stored source: rebuild it
+        fallback = _ris_from_fields(item.input) | {"notes": [note], "keywords": keywords}
+        return str(rispy.dumps([fallback], implementation=_ris_writer()))
+
+
+def _ris_from_fields(paper: dict[str, Any]) -> dict[str, Any]:
+    ref: dict[str, Any] = {"type_of_reference": "JOUR", "id": paper.get("id")}
+    mapping = {"title": "title", "abstract": "abstract", "journal": "secondary_title",
+               "doi": "doi", "year": "year"}  # fmt: skip
+    ref.update({ris: str(paper[key]) for key, ris in mapping.items() if paper.get(key)})
+    ref["authors"] = [str(a) for a in paper.get("authors") or []]
+    ref["keywords"] = [str(k) for k in paper.get("keywords") or []]
+    if paper.get("pmid"):
+        ref["accession_number"] = str(paper["pmid"])
+    return {k: v for k, v in ref.items() if v not in (None, [], "")}

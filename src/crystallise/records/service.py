@@ -1,0 +1,48 @@
+"""The records library behind the HTTP routes and the CLI: export a stored job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from crystallise.db.jobs import JobKind, JobRow, JobStore
+from crystallise.errors import BadInput
+from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
+from crystallise.records.export import MEDIA_TYPES, ExportFormat, ExportPlan, stream
+
+
+@dataclass
+class Export:
+    """A streamed export: the bytes, their media type and a file name for the download."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+    filename: str
+
+
+def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPlan:
+    """The columns and decision rule of one job's export (the job's threshold by default)."""
+    if kind == "indexer":
+        spec = load_spec(IndexerJobSpec, row.model, row.config or {})
+        return ExportPlan("indexer", fields=[f.name for f in spec.fields])
+    screening = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    if threshold is not None and not 1 <= threshold <= 5:
+        raise BadInput("threshold must be between 1 and 5 (scores are 1-5)")
+    clusters = {
+        int(c["cluster_id"]): str(c.get("label", "")) for c in getattr(row, "clusters", None) or []
+    }
+    return ExportPlan(
+        "screening",
+        threshold=screening.threshold if threshold is None else threshold,
+        repetitions=screening.repetitions,
+        clusters=clusters,
+    )
+
+
+def export_job(
+    jobs: JobStore, kind: JobKind, row: JobRow, fmt: ExportFormat, threshold: float | None = None
+) -> Export:
+    """Every record of the job with its result, read page by page while it is written."""
+    plan = export_plan(kind, row, threshold)
+    items = jobs.iter_items(row.id)
+    return Export(stream(items, plan, fmt), MEDIA_TYPES[fmt], f"{kind}-{row.id}.{fmt}")
