@@ -1,11 +1,17 @@
-"""Command line: ``crystallise serve``, ``crystallise db upgrade``."""
+"""Command line: ``crystallise serve``, ``worker``, ``db upgrade``, and the researcher's
+commands ``screen``, ``index`` and ``criteria check`` (``crystallise.commands``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
+
+from pydantic import ValidationError
 
 from crystallise.config.settings import get_settings
+from crystallise.records.schemas import FORMATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,10 +31,97 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="Jobs at once (CRYSTALLISE_WORKER_CONCURRENCY).",
     )
+    _add_job_commands(sub)
+    criteria = sub.add_parser("criteria", help="Criteria help.")
+    criteria_sub = criteria.add_subparsers(dest="criteria_command", required=True)
+    check = criteria_sub.add_parser(
+        "check", help="Is a research question ready for criteria (PICOS)? Exit 0 if ready."
+    )
+    check.add_argument("question", help="The research question, quoted.")
+    _add_common(check)
     db = sub.add_parser("db", help="Database commands.")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="Apply all migrations to CRYSTALLISE_DATABASE_URL.")
     return parser
+
+
+def _add_common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--mock", action="store_true", help="Dry run: no model call, no key.")
+    command.add_argument("--model", default=None, help="Model (default: the service's).")
+    command.add_argument(
+        "--url", default=None, help="Run on a Crystallise server at this URL instead of here."
+    )
+    command.add_argument(
+        "--api-key",
+        default=os.environ.get("CRYSTALLISE_API_KEY"),
+        help="The server's service key with --url (default: $CRYSTALLISE_API_KEY).",
+    )
+
+
+def _add_job_commands(sub: Any) -> None:
+    for name, noun, extra, helptext in (
+        ("screen", "screened", "--criteria", "Criteria file (YAML or JSON; see README)."),
+        ("index", "indexed", "--fields", "Fields file (YAML or JSON; see README)."),
+    ):
+        command = sub.add_parser(
+            name,
+            help=f"{name.capitalize()} a references file (RIS, nbib, PubMed XML, BibTeX, EndNote "
+            "XML, CSV, TSV, XLSX); run it again to resume.",
+        )
+        command.add_argument("file", help="The references file.")
+        command.add_argument(extra, required=True, help=helptext)
+        command.add_argument(
+            "--out",
+            default=None,
+            help=f"Output .ris/.csv/.jsonl/.xlsx (default: FILE.{noun}.ris|csv).",
+        )
+        command.add_argument("--format", default=None, choices=FORMATS, help="Input format.")
+        command.add_argument("--encoding", default=None, help="Input encoding (default: detect).")
+        command.add_argument("--yes", action="store_true", help="Do not ask before spending.")
+        command.add_argument(
+            "--confirm-above",
+            type=float,
+            default=1.0,
+            help="Ask before a run estimated above this many USD (default 1.00).",
+        )
+        if name == "screen":
+            command.add_argument("--repetitions", type=int, default=None, help="1-10 (default 5).")
+            command.add_argument(
+                "--threshold", type=float, default=None, help="Include at final_score >= this."
+            )
+        _add_common(command)
+
+
+def _researcher_command(args: argparse.Namespace, settings: Any) -> int:
+    """screen / index / criteria check: a clear message and exit 2 on bad input."""
+    import logging
+
+    from rich.console import Console
+
+    from crystallise.common.logging import configure_logging
+    from crystallise.errors import CrystalliseError
+    from crystallise.llm.errors import LLMError
+
+    configure_logging("WARNING", settings.log_json)  # the console shows progress, not logs
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # reported as our own warnings
+    try:
+        if args.command == "criteria":
+            from crystallise.commands.criteria import check_question
+
+            return check_question(args, settings)
+        from crystallise.commands.screen import run_command
+
+        return run_command(args, settings, "screening" if args.command == "screen" else "indexer")
+    except (CrystalliseError, LLMError) as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc.message}")
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        Console(stderr=True).print(f"[red]error:[/] {problems}")
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("stopped; run the same command again to resume.")
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
 
+    if args.command in ("screen", "index", "criteria"):
+        return _researcher_command(args, settings)
     if args.command == "serve":
         import uvicorn
 

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     api_port: int = Field(8005, description="Bind port.")
     max_request_bytes: int = Field(64 * 1024 * 1024, description="Bigger bodies get 413.")
     max_papers_per_job: int = Field(50_000, ge=1, description="Papers accepted per job.")
+    mock_delay_s: float = Field(
+        0.0,
+        ge=0,
+        le=60,
+        description="Seconds each paper takes in mock mode (0: instant); to rehearse progress "
+        "bars, cancel and resume without a key.",
+    )
     allow_unknown_models: bool = Field(
         False,
         description="Accept models missing from the capability table (local servers).",

@@ -50,7 +50,7 @@ class ExportPlan:
             return ["record_id", "title", "indexing_status", *extracted, "error"]
         scores = [f"score_{i}" for i in range(1, self.repetitions + 1)]
         return ["record_id", *_BIBLIO, "decision", "included", "final_score", *scores,
-                "reasoning", "cluster", "flags", "error"]  # fmt: skip
+                "reasoning", "cluster", "flags", "duplicate_of", "error"]  # fmt: skip
 
 
 def _joined(value: Any) -> str:
@@ -80,6 +80,7 @@ def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
         reasoning=result.get("reasoning"),
         cluster=plan.clusters.get(cluster_ids[0]) if cluster_ids else None,
         flags=result.get("flags") or [],
+        duplicate_of=paper.get("duplicate_of"),
         error=result.get("error"),
     )
     return row
@@ -119,15 +120,14 @@ def _flat(row: dict[str, Any], plan: ExportPlan) -> list[Any]:
 
 def stream(items: Iterable[ItemRow], plan: ExportPlan, fmt: ExportFormat) -> Iterator[bytes]:
     """The export as byte chunks, one record at a time."""
-    to_row = indexer_row if plan.kind == "indexer" else screening_row
-    rows = (to_row(item, plan) for item in items)
+    if fmt == "ris":
+        return (ris_record(item, row, plan).encode() for item, row in _paired(items, plan))
+    rows = (row for _, row in _paired(items, plan))
     if fmt == "jsonl":
         return (json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
     if fmt == "csv":
         return _csv(rows, plan)
-    if fmt == "xlsx":
-        return _xlsx(rows, plan)
-    return (ris_record(item, row, plan).encode() for item, row in _paired(items, plan))
+    return _xlsx(rows, plan)
 
 
 def _paired(items: Iterable[ItemRow], plan: ExportPlan) -> Iterator[tuple[ItemRow, dict[str, Any]]]:
@@ -189,12 +189,15 @@ def _ris_note(row: dict[str, Any], plan: ExportPlan) -> tuple[str, list[str]]:
         note += f" (final score {score:g}, threshold {plan.threshold:g}, scores {row['scores']})"
     for label, key in (("Reasoning", "reasoning"), ("Cluster", "cluster"), ("Error", "error")):
         if row.get(key):
-            note += f". {label}: {row[key]}"
+            note += f". {label}: {str(row[key]).rstrip('. ')}"
     if row["flags"]:
         note += f". Flags: {', '.join(row['flags'])}"
     keywords = [f"crystallise:{row['decision']}"]
     keywords += [f"crystallise-cluster:{row['cluster']}"] if row.get("cluster") else []
     keywords += [f"crystallise-flag:{f}" for f in row["flags"]]
+    if row.get("duplicate_of"):
+        note += f". Possible duplicate of {row['duplicate_of']}"
+        keywords.append("crystallise:duplicate")
     return note, keywords
 
 
@@ -214,10 +217,10 @@ def ris_record(item: ItemRow, row: dict[str, Any], plan: ExportPlan) -> str:
     base["keywords"] = [*list(base.get("keywords") or []), *keywords]
     base.setdefault("id", row["record_id"])
     try:
-        return str(rispy.dumps([base], implementation=_ris_writer()))
+        return str(rispy.dumps([base], implementation=_ris_writer())) + "\n"
     except (TypeError, AttributeError, ValueError):  # a malformed stored source: rebuild it
         fallback = _ris_from_fields(item.input) | {"notes": [note], "keywords": keywords}
-        return str(rispy.dumps([fallback], implementation=_ris_writer()))
+        return str(rispy.dumps([fallback], implementation=_ris_writer())) + "\n"
 
 
 def _ris_from_fields(paper: dict[str, Any]) -> dict[str, Any]:
@@ -230,3 +233,33 @@ def _ris_from_fields(paper: dict[str, Any]) -> dict[str, Any]:
     if paper.get("pmid"):
         ref["accession_number"] = str(paper["pmid"])
     return {k: v for k, v in ref.items() if v not in (None, [], "")}
+
+
+@dataclass
+class ExportSummary:
+    """Counts over an export's rows: what the CLI's summary table shows."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    clusters: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)  # indexer: indexing_status
+
+    def add(self, row: dict[str, Any]) -> None:
+        def bump(counts: dict[str, int], key: Any) -> None:
+            if key:
+                counts[str(key)] = counts.get(str(key), 0) + 1
+
+        bump(self.decisions, row.get("decision"))
+        bump(self.clusters, row.get("cluster"))
+        bump(self.statuses, row.get("indexing_status"))
+        for flag in row.get("flags") or []:
+            bump(self.flags, flag)
+
+
+def summarise(items: Iterable[ItemRow], plan: ExportPlan) -> ExportSummary:
+    """Decision, flag and cluster counts of a job's records (one pass, bounded memory)."""
+    to_row = indexer_row if plan.kind == "indexer" else screening_row
+    summary = ExportSummary()
+    for item in items:
+        summary.add(to_row(item, plan))
+    return summary

@@ -17,7 +17,7 @@ def make_screening_job(services: Services) -> JobFunction:
         spec = load_spec(ScreeningJobSpec, job.model, job.config)
         spec = await current_models(ctx, services.settings, spec, ("model", "clustering_model"))
         if job.mock:
-            return await mock_screen_papers(ctx, spec)
+            return await mock_screen_papers(ctx, spec, services.settings.mock_delay_s)
         return await screen_papers(ctx, spec, services.llm)
 
     return run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -62,12 +63,17 @@ def _cluster_for(score: float) -> int:
     return 1 if score >= 3.5 else (2 if score >= 2.5 else 3)
 
 
-async def mock_screen_papers(ctx: JobContext, spec: ScreeningJobSpec) -> JobOutcome:
-    """Same job machinery as the real pipeline (items, progress, cancel), canned content."""
+async def mock_screen_papers(
+    ctx: JobContext, spec: ScreeningJobSpec, delay_s: float = 0.0
+) -> JobOutcome:
+    """Same job machinery as the real pipeline (items, progress, cancel), canned content;
+    ``delay_s`` per paper (CRYSTALLISE_MOCK_DELAY_S) to rehearse progress and resume."""
     total = await ctx.store.count_items(ctx.job_id)
     done = [total - await ctx.store.count_items(ctx.job_id, ["pending", "labelled"])]
 
     async def one(item: ItemRow) -> None:
+        if delay_s:
+            await asyncio.sleep(delay_s)
         ctx.writer.put(item.seq, "done", mock_result(item.input, spec))
         done[0] += 1
         stage = "labelling" if done[0] < total / 2 else "reasoning"

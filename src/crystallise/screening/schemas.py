@@ -37,6 +37,7 @@ class Paper(BaseModel):
     source: dict[str, Any] | None = Field(
         None, description="the record's original fields as imported; exported unchanged"
     )
+    duplicate_of: str | None = Field(None, description="the import's dedup log: an earlier id")
 
     @field_validator("pmid", mode="before")
     @classmethod
