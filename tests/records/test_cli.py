@@ -196,3 +196,17 @@ def test_criteria_check_and_clear_errors(workdir: Path, fake: FakeOpenAIServer) 
     for args, message in cases:
         ran = _cli(args, env, workdir)
         assert ran.returncode == 2 and message in " ".join(ran.stderr.split()), ran.stderr
+
+
+def test_index_a_file_in_mock_mode(workdir: Path, fake: FakeOpenAIServer) -> None:
+    (workdir / "fields.yaml").write_text(
+        "fields:\n"
+        "  - name: study_design\n    description: Type of study\n    data_type_primary: text\n"
+        "  - name: sample_size\n    description: Participants\n    data_type_primary: number\n"
+    )
+    args = ["index", "refs.ris", "--fields", "fields.yaml", "--mock", "--out", "idx.csv"]
+    ran = _cli(args, _env(workdir, fake), workdir)
+    assert ran.returncode == 0, ran.stderr
+    header, *rows = (workdir / "idx.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert header.startswith("record_id,title,indexing_status,study_design,study_design_confidence")
+    assert len(rows) == 12

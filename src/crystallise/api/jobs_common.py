@@ -141,6 +141,19 @@ def add_job_routes(
         methods paragraph built from these facts (PRISMA 2020 item 8)."""
         return await provenance(services, kind, job_id)
 
+    @router.get("/jobs/{job_id}/events")
+    async def job_events_stream(
+        job_id: str, request: Request, services: ServicesDep
+    ) -> StreamingResponse:
+        """Server-sent events: progress, stage changes and the terminal state."""
+        return await event_stream(services, kind, job_id, request)
+
+    add_export_route(router, kind)
+
+
+def add_export_route(router: APIRouter, kind: JobKind) -> None:
+    """GET .../jobs/{id}/export: the job's records with their results as a file."""
+
     @router.get("/jobs/{job_id}/export", response_class=StreamingResponse)
     async def export(
         job_id: str,
@@ -156,10 +169,3 @@ def add_job_routes(
         out = export_job(services.jobs, kind, row, format, threshold)
         disposition = {"Content-Disposition": f'attachment; filename="{out.filename}"'}
         return StreamingResponse(out.chunks, media_type=out.media_type, headers=disposition)
-
-    @router.get("/jobs/{job_id}/events")
-    async def job_events_stream(
-        job_id: str, request: Request, services: ServicesDep
-    ) -> StreamingResponse:
-        """Server-sent events: progress, stage changes and the terminal state."""
-        return await event_stream(services, kind, job_id, request)
