@@ -128,6 +128,8 @@ def screening_request(
 ) -> tuple[ScreeningRequest, float]:
     """The screening request for these records and the criteria file; and the threshold."""
     criteria = load_criteria(Path(args.criteria))
+    if args.threshold is not None and not 1 <= args.threshold <= 5:
+        raise BadInput("--threshold must be between 1 and 5 (scores are 1-5)")
     body = ScreeningRequest(
         papers=_papers(parsed),  # type: ignore[arg-type]
         criteria=criteria.api_criteria(),

@@ -16,6 +16,7 @@ from crystallise.errors import BadInput
 from crystallise.records.formats import Parsed, doi_of, year_of
 from crystallise.records.schemas import ParseWarning
 
+MAX_CELL_CHARS = 10_000_000  # one cell; the request body cap bounds the whole file
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "id": (
         "id",
@@ -112,7 +113,19 @@ def read_delimited(
     text: str, delimiter: str, mapping: dict[str, str] | None = None
 ) -> tuple[list[Parsed], list[ParseWarning]]:
     """CSV or TSV with a header row; every row becomes a record, its columns kept as source."""
+    csv.field_size_limit(MAX_CELL_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return _read_rows(reader, mapping)
+    except csv.Error as exc:
+        raise BadInput(
+            f"unreadable {'TSV' if delimiter == chr(9) else 'CSV'} at line {reader.line_num}: {exc}"
+        ) from None
+
+
+def _read_rows(
+    reader: Any, mapping: dict[str, str] | None
+) -> tuple[list[Parsed], list[ParseWarning]]:
     header = next(reader, None)
     if not header:
         raise BadInput("the file is empty: no header row")
