@@ -118,6 +118,9 @@ def test_csv_carries_the_decision_at_the_threshold_and_imports_as_labelled_data(
     assert {"score_1", "score_2", "score_3", "included", "decision", "cluster", "flags"} <= set(
         rows[0]
     )
+    # ASReview 3 reads title/abstract/authors/keywords/year/doi/included and refuses a file with
+    # columns named like its own record fields (checked with asreview 3.0.8, the eval group)
+    assert not {"duplicate_of", "dataset_row", "dataset_id"} & set(rows[0])
     for row in rows:
         assert row["included"] == ("1" if float(row["final_score"]) >= 2.5 else "0")
         assert row["decision"] == ("include" if row["included"] == "1" else "exclude")

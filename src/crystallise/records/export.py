@@ -15,6 +15,7 @@ written back as it was read, the two additions after it.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import tempfile
@@ -50,7 +51,7 @@ class ExportPlan:
             return ["record_id", "title", "indexing_status", *extracted, "error"]
         scores = [f"score_{i}" for i in range(1, self.repetitions + 1)]
         return ["record_id", *_BIBLIO, "decision", "included", "final_score", *scores,
-                "reasoning", "cluster", "flags", "duplicate_of", "error"]  # fmt: skip
+                "reasoning", "cluster", "flags", "duplicate_of_id", "error"]  # fmt: skip
 
 
 def _joined(value: Any) -> str:
@@ -80,7 +81,7 @@ def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
         reasoning=result.get("reasoning"),
         cluster=plan.clusters.get(cluster_ids[0]) if cluster_ids else None,
         flags=result.get("flags") or [],
-        duplicate_of=paper.get("duplicate_of"),
+        duplicate_of_id=paper.get("duplicate_of"),
         error=result.get("error"),
     )
     return row
@@ -166,6 +167,7 @@ def _xlsx(rows: Iterator[dict[str, Any]], plan: ExportPlan) -> Iterator[bytes]:
 
 
 # ---- RIS ---------------------------------------------------------------------------------------
+@functools.cache
 def _ris_writer() -> Any:
     import rispy
 
@@ -195,8 +197,8 @@ def _ris_note(row: dict[str, Any], plan: ExportPlan) -> tuple[str, list[str]]:
     keywords = [f"crystallise:{row['decision']}"]
     keywords += [f"crystallise-cluster:{row['cluster']}"] if row.get("cluster") else []
     keywords += [f"crystallise-flag:{f}" for f in row["flags"]]
-    if row.get("duplicate_of"):
-        note += f". Possible duplicate of {row['duplicate_of']}"
+    if row.get("duplicate_of_id"):
+        note += f". Possible duplicate of {row['duplicate_of_id']}"
         keywords.append("crystallise:duplicate")
     return note, keywords
 
