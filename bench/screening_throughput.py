@@ -96,7 +96,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         openai_base_url=url,
         openai_api_key="sk-bench-000000000000",
         data_dir=tempfile.mkdtemp(),
-        adaptive_concurrency=True,
+        adaptive_concurrency=not args.fixed,  # adaptive is the default
         job_queue="inprocess",  # the pipeline in this process: its CPU and RSS are measured
         log_level="WARNING",
     )
@@ -141,10 +141,15 @@ def main() -> None:
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--rpm", type=int, default=3000)
-    parser.add_argument("--model", default="gpt-4.1-mini")
+    parser.add_argument("--model", default="gpt-4.1-mini", help="'default': the service default")
+    parser.add_argument("--window", type=float, default=0.0, help="limits per N-second window")
+    parser.add_argument("--no-headers", action="store_true", help="no x-ratelimit-* headers")
+    parser.add_argument("--fixed", action="store_true", help="fixed concurrency (not default)")
     args = parser.parse_args()
+    args.model = None if args.model == "default" else args.model
     with fake_server() as fake:
-        fake.reset(latency_s=args.latency, rpm=args.rpm)
+        fake.reset(latency_s=args.latency, rpm=args.rpm, window_s=args.window,
+                   ratelimit_headers=not args.no_headers)  # fmt: skip
         out = asyncio.run(run(args, fake.url))
         stats = fake.stats()
     n, reps = args.papers, args.repetitions
@@ -165,8 +170,11 @@ def main() -> None:
     )
     ours_tokens_main = (label[2] + label[3] + reason[2] + reason[3]) / n
     print(
-        f"papers={n} repetitions={reps} model={args.model} latency={args.latency}s limit={args.rpm} RPM"
+        f"papers={n} repetitions={reps} model={args.model or 'default'} latency={args.latency}s "
+        f"limit={args.rpm} RPM window={args.window or 'bucket'} headers={not args.no_headers} "
+        f"{'fixed' if args.fixed else 'adaptive (default)'}"
     )
+    print(f"| 429 share of attempts | {stats['statuses'].get('429', 0) / max(calls, 1):.2%} | |")
     print("| metric | this design | seed design |")
     print("|---|---|---|")
     print(

@@ -42,6 +42,10 @@ class FakeConfig:
     rpm: int | None = None
     tpm: int | None = None
     burst_s: float = 1.0  # bucket depth in seconds of the per-minute rate
+    # window_s > 0: enforce limits as real providers do, per fixed window of this many seconds
+    # (at most limit/60 × window_s per window) instead of the token bucket
+    window_s: float = 0.0
+    ratelimit_headers: bool = True  # False: a local server that sends no x-ratelimit-* headers
     valid_keys: list[str] | None = None  # None: any non-empty key is accepted
     context_limit: int | None = None  # tokens; None: per-model default (272k / 1M)
     fail_statuses: list[Any] = field(default_factory=list)  # next calls: 500, 503, 429, "timeout"
@@ -102,6 +106,45 @@ class Bucket:
         return (self.capacity - self.tokens) / self.rate
 
 
+class Window:
+    """Fixed windows of ``window_s`` seconds, each allowing ``per_minute / 60 × window_s``
+    units: how providers enforce a per-minute limit over short windows."""
+
+    def __init__(self, per_minute: int, window_s: float) -> None:
+        self.per_minute = per_minute
+        self.window_s = window_s
+        self.allowance = max(1.0, per_minute / 60.0 * window_s)
+        self.start = time.monotonic()
+        self.index = 0
+        self.used = 0.0
+
+    def _roll(self) -> float:
+        now = time.monotonic()
+        index = int((now - self.start) / self.window_s)
+        if index != self.index:
+            self.index, self.used = index, 0.0
+        return self.start + (index + 1) * self.window_s - now  # seconds left in this window
+
+    def take(self, amount: float) -> float:
+        """0 if taken, else seconds until the next window."""
+        left = self._roll()
+        if self.used + min(amount, self.allowance) <= self.allowance:
+            self.used += amount
+            return 0.0
+        return left
+
+    def remaining(self) -> int:
+        self._roll()
+        return max(0, int((self.allowance - self.used) / self.allowance * self.per_minute))
+
+    def reset_s(self) -> float:
+        return self._roll()
+
+
+def _limit(cfg: FakeConfig, per_minute: int) -> Bucket | Window:
+    return Window(per_minute, cfg.window_s) if cfg.window_s > 0 else Bucket(per_minute, cfg.burst_s)
+
+
 def _duration(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms" if seconds < 1 else f"{seconds:.3f}s"
 
@@ -128,7 +171,7 @@ class FakeState:
         self.peak_in_flight = 0
         self.max_prompt_tokens = 0
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
-        self.buckets: dict[tuple[str, str], Bucket] = {}
+        self.buckets: dict[tuple[str, str], Bucket | Window] = {}
         self.seen_prefixes: set[str] = set()
         self.files: dict[str, dict[str, Any]] = {}
         self.vector_stores: dict[str, dict[str, Any]] = {}
@@ -283,6 +326,19 @@ class FakeOpenAI:
     async def _gate(
         self, request: Request, model: str, est_tokens: int
     ) -> tuple[str, JSONResponse | None, dict[str, str]]:
+        """Auth, rate limits and injected faults; without ``ratelimit_headers`` the answer
+        carries no x-ratelimit-* header (as local servers do)."""
+        key, err, headers = await self._admit(request, model, est_tokens)
+        if self.state.config.ratelimit_headers:
+            return key, err, headers
+        if err is not None:
+            for name in [h for h in err.headers if h.startswith("x-ratelimit-")]:
+                del err.headers[name]
+        return key, err, {}
+
+    async def _admit(
+        self, request: Request, model: str, est_tokens: int
+    ) -> tuple[str, JSONResponse | None, dict[str, str]]:
         cfg = self.state.config
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else ""
@@ -301,7 +357,7 @@ class FakeOpenAI:
             )
         headers: dict[str, str] = {}
         if cfg.rpm:
-            bucket = self.state.buckets.setdefault((key, "req"), Bucket(cfg.rpm, cfg.burst_s))
+            bucket = self.state.buckets.setdefault((key, "req"), _limit(cfg, cfg.rpm))
             wait = bucket.take(1)
             headers.update(
                 {
@@ -327,7 +383,7 @@ class FakeOpenAI:
                     headers,
                 )
         if cfg.tpm:
-            bucket = self.state.buckets.setdefault((key, "tok"), Bucket(cfg.tpm, cfg.burst_s))
+            bucket = self.state.buckets.setdefault((key, "tok"), _limit(cfg, cfg.tpm))
             wait = bucket.take(est_tokens)
             headers.update(
                 {
@@ -891,12 +947,16 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rpm", type=int, default=None)
     parser.add_argument("--tpm", type=int, default=None)
+    parser.add_argument(
+        "--window", type=float, default=0.0, help="enforce limits per N-second window"
+    )
     parser.add_argument("--context-limit", type=int, default=None)
     args = parser.parse_args()
     fake = FakeOpenAI()
     fake.state.config.latency_s = args.latency
     fake.state.config.rpm = args.rpm
     fake.state.config.tpm = args.tpm
+    fake.state.config.window_s = args.window
     fake.state.config.context_limit = args.context_limit
     uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
 

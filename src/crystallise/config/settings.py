@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     clustering_model: str = Field("gpt-4.1", description="Model for screening stages 3-4.")
     max_concurrent_requests: int = Field(10, ge=1, description="Cap on in-flight model calls.")
     adaptive_concurrency: bool = Field(
-        False,
-        description="Raise concurrency until rate-limit headers or 429s say stop.",
+        True,
+        description="Raise concurrency until rate-limit headers, 429s or rising latency say "
+        "stop; false: a fixed max_concurrent_requests.",
     )
     max_adaptive_concurrency: int = Field(256, ge=1, description="Ceiling for adaptive mode.")
     retry_delays: list[float] = Field(

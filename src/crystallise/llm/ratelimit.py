@@ -1,9 +1,12 @@
 """Process-wide concurrency and pacing per provider, learned from x-ratelimit-* headers.
 
-Fixed mode caps in-flight calls at ``max_concurrent_requests``. Adaptive mode starts there
-and raises the cap while callers are waiting and the provider has headroom, backs off on
-429, and in both modes paces requests and tokens to the provider's advertised per-minute
-limits so a burst never empties the provider's bucket (no 429 storms).
+Fixed mode caps in-flight calls at ``max_concurrent_requests``. Adaptive mode (the default)
+starts there and raises the cap while callers are waiting and the provider has headroom:
+where the provider sends rate-limit headers, to the window that sustains its advertised rate
+(Little's law); where it sends none (local servers), by additive increase while latency
+stays near its best and multiplicative decrease on a 429 or when latency climbs (the server
+is queueing). In both modes requests and tokens are paced to the advertised per-minute limits
+with almost no burst, so limits enforced over 1-2 second windows are not overrun.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Pace at this share of the advertised limit: headroom for clock skew and other clients.
 PACING_SAFETY = 0.95
+# Burst allowed above the paced rate, in seconds of it: providers enforce per-minute limits
+# over short windows (1-2 s), where 0.95 + 0.02 of the rate still fits in a 1 s window.
+PACING_BURST_S = 0.02
+# Without rate headers: latency this many times the best seen means the server is queueing.
+QUEUEING_LATENCY = 2.0
+GROWTH_LATENCY = 1.5
 
 
 def parse_duration(value: str) -> float | None:
@@ -32,7 +41,7 @@ def parse_duration(value: str) -> float | None:
 class Pacer:
     """GCRA pacing: at most ``rate`` units per second with ``burst_s`` seconds of burst."""
 
-    def __init__(self, burst_s: float = 0.5) -> None:
+    def __init__(self, burst_s: float = PACING_BURST_S) -> None:
         self.rate: float | None = None
         self.burst_s = burst_s
         self._tat = 0.0  # theoretical arrival time of the next unit
@@ -75,6 +84,10 @@ class ProviderLimiter:
         self._cond = asyncio.Condition()
         self._low_headroom = False
         self._latency_s: float | None = None  # EWMA of call latency
+        self._best_latency_s: float | None = None
+        self._congested = False  # seen a 429 or queueing: grow by one per window, not per call
+        self._growth = 0.0
+        self._next_decrease = 0.0
 
     @asynccontextmanager
     async def slot(self, est_tokens: int = 0) -> AsyncIterator[None]:
@@ -96,10 +109,7 @@ class ProviderLimiter:
                 await self.tokens.take(est_tokens)
             started = time.monotonic()
             yield
-            elapsed = time.monotonic() - started
-            self._latency_s = (
-                elapsed if self._latency_s is None else 0.8 * self._latency_s + 0.2 * elapsed
-            )
+            self._observe_latency(time.monotonic() - started)
         finally:
             async with self._cond:
                 self.in_flight -= 1
@@ -114,20 +124,46 @@ class ProviderLimiter:
         if status == 429:
             self.stats.rate_limited += 1
             self.on_rate_limited(None)
-        elif (
-            status < 400
-            and self.adaptive
-            and self.waiting > 0
-            and not self._low_headroom
-            and self.limit < self.max
+        elif status < 400 and self.adaptive and self.waiting > 0 and self._may_grow():
+            self._growth += 1.0 / self.limit if self._congested else 1.0
+            if self._growth >= 1.0:
+                self._growth -= 1.0
+                self.limit += 1
+                self._wake()
+
+    def _may_grow(self) -> bool:
+        if self._low_headroom or self.limit >= self.max:
+            return False
+        if self.requests.rate is not None or not self._best_latency_s or not self._latency_s:
+            return True  # paced by headers (or nothing measured yet)
+        return self._latency_s <= self._best_latency_s * GROWTH_LATENCY
+
+    def _observe_latency(self, elapsed: float) -> None:
+        """EWMA of latency; without rate headers, a climb past QUEUEING_LATENCY × the best
+        seen shrinks the window (at most once per latency period)."""
+        self._latency_s = (
+            elapsed if self._latency_s is None else 0.8 * self._latency_s + 0.2 * elapsed
+        )
+        self._best_latency_s = min(self._best_latency_s or elapsed, elapsed)
+        now = time.monotonic()
+        if (
+            self.adaptive
+            and self.requests.rate is None
+            and self._latency_s > self._best_latency_s * QUEUEING_LATENCY
+            and now >= self._next_decrease
         ):
-            self.limit += 1
-            self._wake()
+            self._shrink(now)
+
+    def _shrink(self, now: float) -> None:
+        self._congested = True
+        self.limit = max(1, int(self.limit * 0.75))
+        self._next_decrease = now + (self._latency_s or 0.0)
 
     def on_rate_limited(self, retry_after_s: float | None) -> None:
         """A 429: shrink the window and pause everyone briefly instead of retrying in a storm."""
-        if self.adaptive:
-            self.limit = max(1, int(self.limit * 0.75))
+        now = time.monotonic()
+        if self.adaptive and now >= self._next_decrease:
+            self._shrink(now)
         if self.requests.rate:
             self.requests.rate *= 0.9
         if retry_after_s:
