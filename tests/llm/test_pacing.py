@@ -53,9 +53,8 @@ async def test_without_headers_the_window_follows_latency() -> None:
     server = asyncio.Semaphore(4)
 
     async def call() -> None:
-        async with limiter.slot():
-            async with server:  # queueing at the server shows up as latency
-                await asyncio.sleep(0.01)
+        async with limiter.slot(), server:  # queueing at the server shows up as latency
+            await asyncio.sleep(0.01)
         limiter.observe({}, 200)
 
     await asyncio.gather(*(call() for _ in range(600)))

@@ -190,3 +190,18 @@ def test_export_rejects_unknown_formats_thresholds_and_jobs(client: TestClient) 
     )
     assert client.get("/v1/screening/jobs/nope/export").status_code == 404
     assert client.get("/v1/indexer/jobs/nope/export").status_code == 404
+
+
+def test_papers_with_odd_bibliographic_fields_are_still_accepted(client: TestClient) -> None:
+    """Before the fields existed they were ignored: a value of another shape must not 400."""
+    odd = {"year": "n.d.", "authors": "Smith J; Doe K", "keywords": 5, "doi": {"x": 1},
+           "pmid": 123, "source": "EndNote", "journal": None}  # fmt: skip
+    job_id = _screen(client, [{"id": "a", "title": "T", "abstract": "A", **odd}])
+    rows = _export(client, "screening", job_id, "jsonl").decode().splitlines()
+    row = json.loads(rows[0])
+    assert (row["authors"], row["pmid"], row["year"], row["doi"]) == (
+        ["Smith J", "Doe K"],
+        "123",
+        None,
+        None,
+    )

@@ -39,10 +39,37 @@ class Paper(BaseModel):
     )
     duplicate_of: str | None = Field(None, description="the import's dedup log: an earlier id")
 
-    @field_validator("pmid", mode="before")
+    # Extra fields were ignored before these existed: a value of another shape is normalised
+    # or dropped, never a 400 that would break an existing caller.
+    @field_validator("authors", "keywords", mode="before")
     @classmethod
-    def _pmid_to_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    def _as_str_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(";") if v.strip()] or None
+        if isinstance(value, list):
+            return [str(v) for v in value if isinstance(v, str | int | float)] or None
+        return None
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _as_year(cls, value: Any) -> Any:
+        from crystallise.records.formats import year_of
+
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
+            return value
+        return year_of(value) if isinstance(value, str) else None
+
+    @field_validator("journal", "doi", "pmid", "duplicate_of", mode="before")
+    @classmethod
+    def _as_str(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        return str(value)
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _as_dict(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None
 
     @field_validator("id", mode="before")
     @classmethod

@@ -63,7 +63,30 @@ def _checked(fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "format": fields.get("format") or None, "mapping": mapping or None}
 
 
-@router.post("/parse", response_model=ParseResult)
+_PARSE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "format": {"type": "string", "enum": list(FORMATS)},
+                        "encoding": {"type": "string"},
+                        "mapping": {"type": "string", "description": "JSON object"},
+                    },
+                }
+            },
+            "application/json": {"schema": ParseTextRequest.model_json_schema()},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/parse", response_model=ParseResult, openapi_extra=_PARSE_BODY)
 @accepts_uploads
 async def parse(request: Request) -> ParseResult:
     """Read RIS, nbib, PubMed XML, BibTeX, EndNote XML, CSV, TSV or XLSX (format detected or
