@@ -130,7 +130,9 @@ def test_provider_down_fails_job_with_real_tally_then_retry_completes(
 
 
 def test_cancelled_job_can_be_resumed(client: TestClient, fake: FakeOpenAIServer) -> None:
-    fake.configure(latency_s=0.1)
+    # each stage waits on the one before (labelling, reasoning, clustering: ≥ 3 × 0.3 s), so
+    # however wide the adaptive window grows, the cancel at 0.5 s lands mid-job
+    fake.configure(latency_s=0.3)
     ps = papers(80)
     job_id = screen(client, ps, repetitions=1)
     time.sleep(0.5)

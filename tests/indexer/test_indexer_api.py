@@ -331,7 +331,11 @@ def test_async_job_mock_and_cancel(client: TestClient, fake: FakeOpenAIServer) -
     job_id = client.post(
         "/v1/indexer/jobs", json={"records": records(60), "fields": FIELDS[:1], "max_workers": 2}
     ).json()["job_id"]
-    time.sleep(0.5)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # cancel once a record is done, not at a set time
+        if client.get(f"/v1/indexer/jobs/{job_id}").json()["partial_results"]:
+            break
+        time.sleep(0.05)
     client.post(f"/v1/indexer/jobs/{job_id}/cancel")
     final = wait_job(client, job_id)
     assert final["status"] == "cancelled" and 0 < len(final["partial_results"]) < 60
