@@ -38,6 +38,19 @@ def _until(base: str, job_id: str, done: Any, timeout: float = 60) -> dict[str, 
     raise AssertionError(f"job state not reached: {body}")
 
 
+def wait_healthy(base: str, log: Path, timeout: float = 60) -> None:
+    """Until ``crystallise serve`` at ``base`` answers /health (its log on failure)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+
+
 def _job_process_pid(serve_pid: int) -> int:
     children = Path(f"/proc/{serve_pid}/task/{serve_pid}/children").read_text().split()
     assert children, "no job process beside the server"
@@ -51,15 +64,7 @@ def server(tmp_path: Path, fake: FakeOpenAIServer) -> Any:
     env.pop("CRYSTALLISE_JOB_QUEUE", None)  # the default
     proc = Proc(["serve", "--port", str(port)], env, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-2000:]
-        time.sleep(0.2)
+    wait_healthy(base, tmp_path / "serve.log")
     yield base, proc
     proc.stop()
 

@@ -15,6 +15,7 @@ from crystallise.db.engine import make_engine, make_session_factory
 from crystallise.db.jobs import JobStore
 from crystallise.records.parse import parse_records
 from tests.durability.test_crash_recovery import Proc, _env
+from tests.durability.test_job_process import wait_healthy
 from tests.fake_openai import FakeOpenAIServer, free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -149,15 +150,7 @@ def test_screen_on_a_running_server_with_url(workdir: Path, fake: FakeOpenAIServ
     server = Proc(["serve", "--port", str(port)], env, workdir / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_healthy(base, workdir / "serve.log")
         args = [
             "screen",
             "refs.ris",

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,6 +31,7 @@ from crystallise.errors import BadInput
 from crystallise.indexer.schemas import IndexerField
 
 DEFAULT_THRESHOLD = 3.0
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class CriteriaFile(BaseModel):
@@ -84,7 +85,12 @@ def _load(path: Path) -> Any:
         raise BadInput(f"{path}: not valid YAML ({where}{getattr(exc, 'problem', exc)})") from None
 
 
-def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
+def _load_validated(model: type[ModelT], path: Path, list_key: str) -> ModelT:
+    """The file as ``model`` (a bare list is ``{list_key: list}``); ``BadInput`` names the
+    file and the field at fault."""
+    data = _load(path)
+    if isinstance(data, list):
+        data = {list_key: data}
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -96,17 +102,9 @@ def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
 
 def load_criteria(path: Path) -> CriteriaFile:
     """The criteria file, validated; ``BadInput`` names the file, line or field at fault."""
-    data = _load(path)
-    if isinstance(data, list):
-        data = {"criteria": data}
-    result: CriteriaFile = _validated(CriteriaFile, data, path)
-    return result
+    return _load_validated(CriteriaFile, path, "criteria")
 
 
 def load_fields(path: Path) -> FieldsFile:
     """The fields file for ``crystallise index``, validated."""
-    data = _load(path)
-    if isinstance(data, list):
-        data = {"fields": data}
-    result: FieldsFile = _validated(FieldsFile, data, path)
-    return result
+    return _load_validated(FieldsFile, path, "fields")

@@ -29,8 +29,8 @@ from crystallise.jobs.submit import (
     submit_indexing,
     submit_screening,
 )
-from crystallise.records.export import ExportFormat, ExportSummary, summarise
-from crystallise.records.service import export_job, export_plan
+from crystallise.records.export import ExportFormat, ExportSummary
+from crystallise.records.service import export_job
 from crystallise.screening.schemas import ScreeningRequest
 from crystallise.services import Services
 
@@ -148,10 +148,9 @@ async def run_local(
     try:
         row, how = await _start_or_resume(services, kind, body, confirm)
         row = await follow(services, kind, row.id, show)
-        chunks = export_job(services.jobs, kind, row, fmt, threshold).chunks
+        summary = ExportSummary()
+        chunks = export_job(services.jobs, kind, row, fmt, threshold, summary).chunks
         await asyncio.to_thread(write_atomically, path, chunks)
-        plan = export_plan(kind, row, threshold)
-        summary = await asyncio.to_thread(summarise, services.jobs.iter_items(row.id), plan)
         cost = float((row.usage or {}).get("estimated_cost_usd") or 0.0)
         seconds = time.monotonic() - started
         return RunResult(row.id, row.status, how, seconds, cost, summary, row.error)

@@ -105,8 +105,8 @@ def indexer_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
     return row
 
 
-def _flat(row: dict[str, Any], plan: ExportPlan) -> list[Any]:
-    """A row as spreadsheet cells in ``plan.columns()`` order."""
+def _flat(row: dict[str, Any], columns: list[str]) -> list[Any]:
+    """A row as spreadsheet cells in ``columns`` order."""
     cells = dict(row)
     for i, score in enumerate(row.get("scores") or [], 1):
         cells[f"score_{i}"] = score
@@ -116,48 +116,60 @@ def _flat(row: dict[str, Any], plan: ExportPlan) -> list[Any]:
                 str(e.get("quote", e)) if isinstance(e, dict) else str(e) for e in value
             )
     return [_joined(cells.get(c)) if isinstance(cells.get(c), list) else cells.get(c)
-            for c in plan.columns()]  # fmt: skip
+            for c in columns]  # fmt: skip
 
 
-def stream(items: Iterable[ItemRow], plan: ExportPlan, fmt: ExportFormat) -> Iterator[bytes]:
-    """The export as byte chunks, one record at a time."""
+def stream(
+    items: Iterable[ItemRow],
+    plan: ExportPlan,
+    fmt: ExportFormat,
+    summary: ExportSummary | None = None,
+) -> Iterator[bytes]:
+    """The export as byte chunks, one record at a time; each row is also counted into
+    ``summary`` when one is given (the CLI's table, without a second pass)."""
     if fmt == "ris":
-        return (ris_record(item, row, plan).encode() for item, row in _paired(items, plan))
-    rows = (row for _, row in _paired(items, plan))
+        pairs = _paired(items, plan, summary)
+        return (ris_record(item, row, plan).encode() for item, row in pairs)
+    rows = (row for _, row in _paired(items, plan, summary))
     if fmt == "jsonl":
         return (json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in rows)
     if fmt == "csv":
-        return _csv(rows, plan)
-    return _xlsx(rows, plan)
+        return _csv(rows, plan.columns())
+    return _xlsx(rows, plan.columns())
 
 
-def _paired(items: Iterable[ItemRow], plan: ExportPlan) -> Iterator[tuple[ItemRow, dict[str, Any]]]:
+def _paired(
+    items: Iterable[ItemRow], plan: ExportPlan, summary: ExportSummary | None
+) -> Iterator[tuple[ItemRow, dict[str, Any]]]:
     to_row = indexer_row if plan.kind == "indexer" else screening_row
     for item in items:
-        yield item, to_row(item, plan)
+        row = to_row(item, plan)
+        if summary is not None:
+            summary.add(row)
+        yield item, row
 
 
-def _csv(rows: Iterator[dict[str, Any]], plan: ExportPlan) -> Iterator[bytes]:
+def _csv(rows: Iterator[dict[str, Any]], columns: list[str]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(plan.columns())
+    writer.writerow(columns)
     yield ("\ufeff" + buffer.getvalue()).encode()  # the BOM lets Excel read UTF-8
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(["" if c is None else c for c in _flat(row, plan)])
+        writer.writerow(["" if c is None else c for c in _flat(row, columns)])
         yield buffer.getvalue().encode()
 
 
-def _xlsx(rows: Iterator[dict[str, Any]], plan: ExportPlan) -> Iterator[bytes]:
+def _xlsx(rows: Iterator[dict[str, Any]], columns: list[str]) -> Iterator[bytes]:
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("results")
-    sheet.append(plan.columns())
+    sheet.append(columns)
     for row in rows:
-        cells = _flat(row, plan)
+        cells = _flat(row, columns)
         sheet.append([ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in cells])
     with tempfile.TemporaryFile() as spool:
         book.save(spool)
@@ -256,12 +268,3 @@ class ExportSummary:
         bump(self.statuses, row.get("indexing_status"))
         for flag in row.get("flags") or []:
             bump(self.flags, flag)
-
-
-def summarise(items: Iterable[ItemRow], plan: ExportPlan) -> ExportSummary:
-    """Decision, flag and cluster counts of a job's records (one pass, bounded memory)."""
-    to_row = indexer_row if plan.kind == "indexer" else screening_row
-    summary = ExportSummary()
-    for item in items:
-        summary.add(to_row(item, plan))
-    return summary

@@ -28,6 +28,10 @@ class Parsed:
 
 
 Reader = Callable[[str], tuple[list[Parsed], list[ParseWarning]]]
+# The normalised fields of a record nothing could be read from (salvaged records start here).
+EMPTY_FIELDS: dict[str, Any] = {"id": None, "title": "", "abstract": "", "authors": [],
+                                "year": None, "journal": None, "doi": None, "pmid": None,
+                                "keywords": []}  # fmt: skip
 
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d|2100)\b")
 _DOI = re.compile(r"10\.\d{4,9}/\S+", re.IGNORECASE)
@@ -228,8 +232,7 @@ def _salvage_xml(chunk: str) -> tuple[dict[str, Any], dict[str, Any]]:
     record_id = find("PMID", "rec-number") or None
     title = find("ArticleTitle", "title")
     pmid = record_id if (record_id or "").isdigit() and "<PMID" in chunk else None
-    normal: dict[str, Any] = {"id": record_id, "title": title, "abstract": "", "authors": [], "year": None,
-              "journal": None, "doi": None, "pmid": pmid, "keywords": []}  # fmt: skip
+    normal = {**EMPTY_FIELDS, "id": record_id, "title": title, "pmid": pmid}
     return normal, {"title": title} if title else {}
 
 
@@ -341,10 +344,8 @@ def _salvage_bibtex(block: Any) -> Parsed:
     raw = str(block.raw)
     key = re.match(r"\s*@\w+\s*[{(]\s*([^,\s]+)", raw)
     title = re.search(r"\btitle\s*=\s*[{\"]([^\n]*)", raw, re.IGNORECASE)
-    normal: dict[str, Any] = {"id": key.group(1) if key else None,
-              "title": _unbrace(title.group(1)).strip('",') if title else "",
-              "abstract": "", "authors": [], "year": None, "journal": None, "doi": None,
-              "pmid": None, "keywords": []}  # fmt: skip
+    normal = {**EMPTY_FIELDS, "id": key.group(1) if key else None,
+              "title": _unbrace(title.group(1)).strip('",') if title else ""}  # fmt: skip
     error = str(block.error).strip() or type(block.error).__name__
     problem = f"unreadable BibTeX ({error}); imported the key and title only"
     return Parsed(0, (block.start_line or 0) + 1, normal, {"raw": raw}, [problem])

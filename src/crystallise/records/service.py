@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from crystallise.db.jobs import JobKind, JobRow, JobStore
 from crystallise.errors import BadInput
 from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
-from crystallise.records.export import MEDIA_TYPES, ExportFormat, ExportPlan, stream
+from crystallise.records.export import (
+    MEDIA_TYPES,
+    ExportFormat,
+    ExportPlan,
+    ExportSummary,
+    stream,
+)
 
 
 @dataclass
@@ -40,9 +46,15 @@ def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPl
 
 
 def export_job(
-    jobs: JobStore, kind: JobKind, row: JobRow, fmt: ExportFormat, threshold: float | None = None
+    jobs: JobStore,
+    kind: JobKind,
+    row: JobRow,
+    fmt: ExportFormat,
+    threshold: float | None = None,
+    summary: ExportSummary | None = None,
 ) -> Export:
-    """Every record of the job with its result, read page by page while it is written."""
+    """Every record of the job with its result, read page by page while it is written
+    (and counted into ``summary`` as it goes, when one is given)."""
     plan = export_plan(kind, row, threshold)
-    items = jobs.iter_items(row.id)
-    return Export(stream(items, plan, fmt), MEDIA_TYPES[fmt], f"{kind}-{row.id}.{fmt}")
+    chunks = stream(jobs.iter_items(row.id), plan, fmt, summary)
+    return Export(chunks, MEDIA_TYPES[fmt], f"{kind}-{row.id}.{fmt}")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crystallise.common.types import ModelName, ProjectId, Repetitions
+from crystallise.records.formats import year_of
 
 
 def plain_text(value: Any) -> str:
@@ -53,8 +54,6 @@ class Paper(BaseModel):
     @field_validator("year", mode="before")
     @classmethod
     def _as_year(cls, value: Any) -> Any:
-        from crystallise.records.formats import year_of
-
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
             return value
         return year_of(value) if isinstance(value, str) else None
