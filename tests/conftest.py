@@ -107,6 +107,9 @@ def make_settings(
         # jobs in the test's own event loop; tests/durability/test_job_process.py covers the
         # default (a job process beside the API)
         "job_queue": "inprocess",
+        # the fake stands in for OpenAI: unknown models refused as OpenAI would (the
+        # local-server default, accepted, is covered in tests/llm/test_dialects.py)
+        "allow_unknown_models": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]

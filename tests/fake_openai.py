@@ -65,6 +65,10 @@ class FakeConfig:
     invalid_json: int = 0  # next N chat answers are not valid for the schema
     model_suffix: str = "-2025-08-07"
     exact_tokens: bool = False
+    # a server's quirks (see DIALECTS): what it refuses, how it says so, how it answers
+    dialect: str = "openai"
+    reject_params: list[str] = field(default_factory=list)  # refused by name, any dialect
+    reject_tools: bool = False  # "this model does not support tools"
 
 
 @dataclass
@@ -75,6 +79,76 @@ class Script:
     tool_arguments: dict[str, Any] | None = None
     match: str = ""
     times: int = 1
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """One server's documented quirks, as far as the service meets them."""
+
+    refused_formats: frozenset[str] = frozenset()  # response_format types it refuses
+    refused_params: frozenset[str] = frozenset()  # body parameters it refuses by name
+    error_style: str = "openai"  # openai | pydantic500 | toplevel | string
+    schema_in_json_object: bool = False  # json_object's "schema" constrains the answer
+    extra_schema_param: str | None = None  # guided_json (vLLM), format (Ollama)
+    ignores_n: bool = False  # one answer per call whatever n says
+    headers: bool = True  # x-ratelimit-* headers
+
+
+DIALECTS = {
+    "openai": Dialect(refused_params=frozenset({"guided_json", "format"})),
+    # llama-cpp-python's server: json_schema fails its own request model, answered as a
+    # 500 carrying pydantic's text; json_object takes a schema; n is not honoured
+    "llamacpp": Dialect(
+        refused_formats=frozenset({"json_schema"}),
+        error_style="pydantic500",
+        schema_in_json_object=True,
+        ignores_n=True,
+        headers=False,
+    ),
+    # older vLLM: top-level {"object": "error"} bodies, guided_json for schemas
+    "vllm": Dialect(
+        refused_formats=frozenset({"json_schema"}),
+        error_style="toplevel",
+        extra_schema_param="guided_json",
+        headers=False,
+    ),
+    # older Ollama: no json_schema response_format; its own format parameter takes a schema
+    "ollama": Dialect(
+        refused_formats=frozenset({"json_schema"}),
+        extra_schema_param="format",
+        headers=False,
+    ),
+    # LM Studio: json_schema only, errors as a plain string
+    "lmstudio": Dialect(refused_formats=frozenset({"json_object"}), error_style="string"),
+    # a strict gateway (extra fields forbidden, one answer per call)
+    "strict": Dialect(
+        refused_params=frozenset(
+            {"prompt_cache_key", "reasoning_effort", "max_completion_tokens", "n"}
+        ),
+    ),
+    # Azure OpenAI (older api-version): deployments, api-key, no prompt_cache_key
+    "azure": Dialect(refused_params=frozenset({"prompt_cache_key"})),
+}
+
+# the service's "JSON in the prompt" instruction ends with the schema
+_SCHEMA_IN_PROMPT = re.compile(r"must match this JSON Schema:\n(\{.*\})\s*$", re.M)
+
+
+def _dialect_error(style: str, status: int, message: str, param: str) -> JSONResponse:
+    """A refusal as the dialect words it."""
+    if style == "pydantic500":
+        text = (
+            f"1 validation error for CreateChatCompletionRequest\n{param}\n  {message} "
+            f"[type=literal_error, input_type=str]"
+        )
+        return JSONResponse({"error": {"message": text, "type": "internal_server_error"}}, 500)
+    if style == "toplevel":
+        body = {"object": "error", "message": message, "type": "BadRequestError", "code": 400}
+        return JSONResponse(body, 400)
+    if style == "string":
+        return JSONResponse({"error": f"'{param}' {message}"}, 400)
+    return _error(status, f"Unrecognized request argument supplied: {param}. {message}",
+                  "invalid_request_error", "unsupported_parameter")  # fmt: skip
 
 
 class Bucket:
@@ -289,6 +363,11 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/responses", self.responses, methods=["POST"]),
+                Route(
+                    "/openai/deployments/{deployment}/chat/completions",
+                    self.azure_chat,
+                    methods=["POST"],
+                ),
                 Route("/v1/embeddings", self.embeddings, methods=["POST"]),
                 Route("/v1/files", self.files_create, methods=["POST"]),
                 Route("/v1/files", self.files_list, methods=["GET"]),
@@ -329,7 +408,7 @@ class FakeOpenAI:
         """Auth, rate limits and injected faults; without ``ratelimit_headers`` the answer
         carries no x-ratelimit-* header (as local servers do)."""
         key, err, headers = await self._admit(request, model, est_tokens)
-        if self.state.config.ratelimit_headers:
+        if self.state.config.ratelimit_headers and self.dialect.headers:
             return key, err, headers
         if err is not None:
             for name in [h for h in err.headers if h.startswith("x-ratelimit-")]:
@@ -486,7 +565,7 @@ class FakeOpenAI:
         rf = body.get("response_format") or {}
         tools = body.get("tools") or []
         prompt_tokens = self._tokens(text + json.dumps(rf) + json.dumps(tools))
-        n = int(body.get("n") or 1)
+        n = 1 if self.dialect.ignores_n else int(body.get("n") or 1)
         max_out = body.get("max_completion_tokens") or body.get("max_tokens")
         auth = request.headers.get("authorization", "")
         record = self._record(
@@ -506,6 +585,10 @@ class FakeOpenAI:
                 "invalid_request_error",
                 "context_length_exceeded",
             )
+        refusal = self._refusal(body, rf, tools)
+        if refusal is not None:
+            state.statuses[refusal.status_code] += 1
+            return refusal
         if cfg.fail_match and cfg.fail_match in text:
             state.statuses[cfg.fail_match_status] += 1
             return _error(cfg.fail_match_status, "Rejected (injected for this text).", "x")
@@ -572,13 +655,8 @@ class FakeOpenAI:
                         if isinstance(script.content, str)
                         else json.dumps(script.content)
                     )
-                elif rf.get("type") == "json_schema":
-                    schema = rf["json_schema"]["schema"]
-                    content = json.dumps(gen.value(schema, schema))
-                elif rf.get("type") == "json_object":
-                    content = json.dumps({"answer": gen.phrase()})
                 else:
-                    content = gen.phrase(8, 30)
+                    content = self._content(body, rf, gen, text)
                 if cfg.invalid_json > 0:
                     cfg.invalid_json -= 1
                     content = '{"not": "what you asked for"'
@@ -631,6 +709,73 @@ class FakeOpenAI:
         return JSONResponse(
             payload, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **headers}
         )
+
+    async def azure_chat(self, request: Request) -> Response:
+        """Azure OpenAI's route: the deployment in the path, ``api-version`` required, the
+        key in ``api-key`` (not ``Authorization``)."""
+        if not request.query_params.get("api-version"):
+            return _error(404, "Resource not found (no api-version).", "invalid_request_error")
+        key = request.headers.get("api-key", "")
+        if not key or request.headers.get("authorization"):
+            return _error(401, "Access denied: send the key as api-key.", "invalid_request_error")
+        body = await request.json()
+        body["model"] = request.path_params["deployment"]
+        request._json = body  # the chat handler reads the same parsed body
+        request.scope["headers"] = [
+            *request.scope["headers"],
+            (b"authorization", f"Bearer {key}".encode()),
+        ]
+        request.__dict__.pop("_headers", None)  # Starlette caches the headers it parsed
+        return await self.chat(request)
+
+    @property
+    def dialect(self) -> Dialect:
+        return DIALECTS[self.state.config.dialect]
+
+    def _refusal(
+        self, body: dict[str, Any], rf: dict[str, Any], tools: list[Any]
+    ) -> JSONResponse | None:
+        """The dialect's answer to a parameter it does not take, or None."""
+        cfg, dialect = self.state.config, self.dialect
+        rtype = rf.get("type")
+        if rtype in dialect.refused_formats:
+            accepted = {"json_schema", "json_object", "text"} - dialect.refused_formats
+            allowed = " or ".join(f"'{a}'" for a in sorted(accepted))
+            return _dialect_error(
+                dialect.error_style, 400, f"Input should be {allowed}", "response_format.type"
+            )
+        refused = set(dialect.refused_params) | set(cfg.reject_params)
+        for param in sorted(refused):
+            if param in body and not (param == "n" and body[param] == 1):
+                return _dialect_error(dialect.error_style, 400, "is not supported.", param)
+        if tools and cfg.reject_tools:
+            return _error(
+                400, f"{body.get('model')} does not support tools", "invalid_request_error"
+            )
+        return None
+
+    def _content(self, body: dict[str, Any], rf: dict[str, Any], gen: Generator, text: str) -> str:
+        """A structured answer where the request constrains one (as the dialect honours
+        it); an answer that follows a schema given in the prompt (as an instruction-
+        following model would, in a code fence); else free text."""
+        dialect = self.dialect
+        schema: Any = None
+        if rf.get("type") == "json_schema":
+            schema = rf["json_schema"]["schema"]
+        elif rf.get("type") == "json_object" and dialect.schema_in_json_object:
+            schema = rf.get("schema")
+        elif dialect.extra_schema_param and isinstance(body.get(dialect.extra_schema_param), dict):
+            schema = body[dialect.extra_schema_param]
+        if schema is not None:
+            return json.dumps(gen.value(schema, schema))
+        match = _SCHEMA_IN_PROMPT.search(text)
+        if match:
+            schema = json.loads(match.group(1))
+            answer = json.dumps(gen.value(schema, schema))
+            return answer if rf.get("type") == "json_object" else f"```json\n{answer}\n```"
+        if rf.get("type") == "json_object":
+            return json.dumps({"answer": gen.phrase()})
+        return gen.phrase(8, 30)
 
     def _cached(self, messages: list[dict[str, Any]], prompt_tokens: int) -> int:
         """Simulated prompt caching: a repeated system prefix ≥1024 tokens, in 128-token steps."""

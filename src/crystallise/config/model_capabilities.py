@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -27,6 +27,10 @@ class ModelCapabilities:
     reasoning_efforts: tuple[str, ...] = ()
     shutdown_date: date | None = None
     successor: str | None = None
+    supports_logprobs: bool = False
+    # how structured answers are asked for (see Settings.structured_output); "auto": the
+    # operator's setting, then discovery from the server's rejections
+    structured_output: str = "auto"
 
 
 _GPT5_EFFORTS = ("minimal", "low", "medium", "high")
@@ -62,6 +66,7 @@ MODEL_CAPABILITIES: dict[str, ModelCapabilities] = {
             32_768,
             True,
             supports_n=True,
+            supports_logprobs=True,
             shutdown_date=date(2027, 1, 14),
             successor="gpt-5.4",
         ),
@@ -72,6 +77,7 @@ MODEL_CAPABILITIES: dict[str, ModelCapabilities] = {
             32_768,
             True,
             supports_n=True,
+            supports_logprobs=True,
             shutdown_date=date(2027, 1, 14),
             successor="gpt-5.4-mini",
         ),
@@ -104,19 +110,32 @@ MODEL_CAPABILITIES: dict[str, ModelCapabilities] = {
     )
 }
 
-# Models outside the table (local servers) when CRYSTALLISE_ALLOW_UNKNOWN_MODELS is on.
+# Models outside the table (local servers, gateways) where unknown models are allowed:
+# temperature and tools assumed, one answer per call (n), no log-probabilities; an operator
+# says otherwise per model with CRYSTALLISE_MODEL_OVERRIDES.
 UNKNOWN_MODEL_CAPABILITIES = ModelCapabilities(
     "custom", 128_000, 120_000, 16_384, True, supports_n=False
 )
 
 
-def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabilities:
-    """Capabilities of ``model`` (dated snapshots resolve to their base model)."""
-    if model in MODEL_CAPABILITIES:
-        return MODEL_CAPABILITIES[model]
-    for name in sorted(MODEL_CAPABILITIES, key=len, reverse=True):
-        if model.startswith(name + "-20"):
+def _table_entry(model: str) -> ModelCapabilities | None:
+    """The table's entry: exact, a dated snapshot, or behind a gateway's prefix
+    (``openai/gpt-4.1``, ``azure/gpt-4.1-mini-2025-04-14``)."""
+    for name in (model, model.rsplit("/", 1)[-1]):
+        if name in MODEL_CAPABILITIES:
             return MODEL_CAPABILITIES[name]
+        for known in sorted(MODEL_CAPABILITIES, key=len, reverse=True):
+            if name.startswith(known + "-20"):
+                return MODEL_CAPABILITIES[known]
+    return None
+
+
+def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabilities:
+    """Capabilities of ``model`` (dated snapshots and gateway-prefixed names resolve to
+    their base model)."""
+    entry = _table_entry(model)
+    if entry is not None:
+        return entry
     if allow_unknown:
         return UNKNOWN_MODEL_CAPABILITIES
     known = ", ".join(MODEL_CAPABILITIES)
@@ -125,6 +144,22 @@ def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabil
         "(or set CRYSTALLISE_ALLOW_UNKNOWN_MODELS=true for a custom OpenAI-compatible server).",
         ErrorCategory.VALIDATION,
     )
+
+
+def capabilities_for(settings: Settings, model: str) -> ModelCapabilities:
+    """``model``'s capabilities under the operator's settings: the table (or the defaults
+    for unknown models, where allowed), then CRYSTALLISE_MODEL_OVERRIDES."""
+    caps = get_capabilities(model, allow_unknown=settings.unknown_models_allowed)
+    override = settings.model_overrides.get(model)
+    if override is None:
+        return caps
+    changes = override.model_dump(exclude_none=True)
+    window = changes.get("context_window", caps.context_window)
+    out_cap = min(changes.get("max_output_tokens", caps.max_output_tokens), window)
+    changes["max_output_tokens"] = out_cap
+    if "context_window" in changes:  # room for at least half the window of input
+        changes["max_input_tokens"] = window - min(out_cap, window // 2)
+    return replace(caps, **changes)
 
 
 def today_utc() -> date:
@@ -224,7 +259,7 @@ def choose_model(
         configured,
         policy=cast(RetiredModelPolicy, settings.retired_model_policy),
         explicit_fallback=settings.retired_model_fallback_explicit,
-        allow_unknown=settings.allow_unknown_models,
+        allow_unknown=settings.unknown_models_allowed,
         today=settings.today,
         service=service,
     )
@@ -260,9 +295,10 @@ def validate_request(
     reasoning_effort: str | None = None,
     allow_unknown: bool = False,
     today: date | None = None,
+    caps: ModelCapabilities | None = None,
 ) -> ModelCapabilities:
     """Fail fast, as a ``validation`` LLMError naming problem and fix, if ``model`` can't serve this."""
-    caps = get_capabilities(model, allow_unknown=allow_unknown)
+    caps = caps or get_capabilities(model, allow_unknown=allow_unknown)
     day = today or today_utc()
     if caps.shutdown_date and day >= caps.shutdown_date:
         raise LLMError(

@@ -5,9 +5,38 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STRATEGIES = ("json_schema", "json_object", "guided_json", "ollama_format", "tool_call", "prompt")
+
+
+class ModelOverride(BaseModel):
+    """An operator's word on what one model (usually on a local server) can do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    context_window: int | None = Field(None, ge=256)
+    max_output_tokens: int | None = Field(None, ge=16)
+    supports_temperature: bool | None = None
+    supports_n: bool | None = None
+    supports_logprobs: bool | None = None
+    supports_tools: bool | None = None
+    structured_output: (
+        Literal[
+            "auto",
+            "json_schema",
+            "json_object",
+            "guided_json",
+            "ollama_format",
+            "tool_call",
+            "prompt",
+        ]
+        | None
+    ) = None
 
 
 class Settings(BaseSettings):
@@ -72,9 +101,33 @@ class Settings(BaseSettings):
         description="Seconds each paper takes in mock mode (0: instant); to rehearse progress "
         "bars, cancel and resume without a key.",
     )
-    allow_unknown_models: bool = Field(
-        False,
-        description="Accept models missing from the capability table (local servers).",
+    allow_unknown_models: bool | None = Field(
+        None,
+        description="Accept models missing from the capability table. Empty: accepted when "
+        "CRYSTALLISE_OPENAI_BASE_URL points at a server other than OpenAI's (local servers, "
+        "gateways, Azure deployments), refused against OpenAI.",
+    )
+    structured_output: str = Field(
+        "auto",
+        pattern="^(auto|json_schema|json_object|guided_json|ollama_format|tool_call|prompt)$",
+        description="How structured answers are asked for: json_schema (OpenAI strict), "
+        "json_object (with the schema, llama.cpp), guided_json (vLLM), ollama_format "
+        "(Ollama's format), tool_call (a forced function call), prompt (JSON asked for in "
+        "the prompt, validated, one repair re-ask); auto: json_schema, then down that list "
+        "from the first rejection, remembered per endpoint and model.",
+    )
+    model_overrides: dict[str, ModelOverride] = Field(
+        default_factory=dict,
+        description='Per-model capabilities as JSON, e.g. {"llama3.1:8b": {"context_window": '
+        '8192, "max_output_tokens": 2048, "supports_n": false, "supports_logprobs": true, '
+        '"structured_output": "json_object"}}; fields left out keep the table\'s value or '
+        "the default for unknown models.",
+    )
+    azure_api_version: str = Field(
+        "",
+        description="Azure OpenAI: the api-version (e.g. 2024-10-21). Set it (with the "
+        "resource URL as CRYSTALLISE_OPENAI_BASE_URL, deployment names as models and the key "
+        "sent as api-key) to use the SDK's Azure client.",
     )
     retired_model_policy: str = Field(
         "successor",
@@ -131,6 +184,22 @@ class Settings(BaseSettings):
     def server_openai_key(self) -> str:
         """The fallback key: OPENAI_API_KEY, then CRYSTALLISE_OPENAI_API_KEY (§4.1)."""
         return self.openai_env_api_key.get_secret_value() or self.openai_api_key.get_secret_value()
+
+    @property
+    def is_openai_endpoint(self) -> bool:
+        """True when calls go to OpenAI itself (no base URL, or api.openai.com)."""
+        host = urlsplit(self.openai_base_url.strip()).hostname or ""
+        return not self.openai_base_url.strip() or host == "api.openai.com"
+
+    @property
+    def unknown_models_allowed(self) -> bool:
+        if self.allow_unknown_models is not None:
+            return self.allow_unknown_models
+        return not self.is_openai_endpoint
+
+    @property
+    def is_azure(self) -> bool:
+        return bool(self.azure_api_version.strip())
 
     @property
     def is_postgres(self) -> bool:

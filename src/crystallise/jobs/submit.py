@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from crystallise.batch.resume import key_source
-from crystallise.config.model_capabilities import ModelChoice, choose_model
+from crystallise.config.model_capabilities import ModelChoice, capabilities_for, choose_model
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
@@ -88,7 +88,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         paper_tokens_total=sum(
             estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
         ),
-        allow_unknown=services.settings.allow_unknown_models,
+        capabilities=capabilities_for(services.settings, main.model),
     )
     cost = float(estimate["estimated_cost_usd"])
     _check_ceiling(cost, body.max_estimated_cost_usd)

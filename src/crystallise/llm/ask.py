@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crystallise.config.model_capabilities import choose_model, get_capabilities
+from crystallise.config.model_capabilities import capabilities_for, choose_model
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
 from crystallise.llm.client import ChatResult, LLMClient
@@ -36,7 +36,7 @@ def plan_model(
 ) -> ModelPlan:
     """What a call to ``model`` may carry, from the capability table. ``lowest_effort``
     asks reasoning models for minimal hidden reasoning (high-volume, simple judgements)."""
-    caps = get_capabilities(model, allow_unknown=settings.allow_unknown_models)
+    caps = capabilities_for(settings, model)
     minimal = lowest_effort and "minimal" in caps.reasoning_efforts
     cap = min(max_output_tokens, caps.max_output_tokens) if max_output_tokens else None
     return ModelPlan(

@@ -11,22 +11,35 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from crystallise.config.model_capabilities import (
     UNKNOWN_MODEL_CAPABILITIES,
     ModelCapabilities,
+    capabilities_for,
     note_model,
     validate_request,
 )
 from crystallise.config.settings import Settings
+from crystallise.llm.compat import (
+    FIX,
+    CallIntent,
+    Profile,
+    Strategy,
+    extract_json,
+    initial_strategy,
+    is_request_rejection,
+    provider_text,
+    rejected_feature,
+    schema_of,
+)
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
 from crystallise.llm.retry import async_retry_with_backoff, retry_after_seconds
@@ -34,6 +47,8 @@ from crystallise.llm.tokens import count_message_tokens, estimate_text_tokens
 
 # A model answer that fails its schema is asked for once more, then reported.
 SCHEMA_RETRIES = 1
+# A call may be re-sent this many times as the server names what it refuses.
+MAX_ADAPTATIONS = 6
 
 
 @dataclass
@@ -69,7 +84,62 @@ class ChatResult:
 
 
 class _SchemaMismatch(Exception):
-    pass
+    def __init__(self, message: str, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+def _repair_messages(exc: _SchemaMismatch) -> list[dict[str, Any]]:
+    """The re-ask after an answer that failed its schema: the answer, then what was wrong."""
+    if exc.answer is None:
+        return []
+    return [
+        {"role": "assistant", "content": exc.answer[:4000]},
+        {
+            "role": "user",
+            "content": f"That answer is not valid: {str(exc)[:500]}. Reply again with only "
+            "the corrected JSON object, matching the schema exactly.",
+        },
+    ]
+
+
+def rejection_error(base_url: str, model: str, feature: str, text: str) -> LLMError:
+    """A server's refusal of a parameter it will refuse on every call: ``validation``,
+    job-wide, naming the feature and the setting that fixes it."""
+    fix = (
+        FIX
+        if feature in ("response_format", "guided_json", "format", "tools", "tool_choice")
+        else ("drop it for this model in CRYSTALLISE_MODEL_OVERRIDES or use another model")
+    )
+    return LLMError(
+        f"The model server at {base_url} does not accept '{feature}' for model '{model}' "
+        f"({text[:300]}); {fix}.",
+        ErrorCategory.VALIDATION,
+        job_wide=True,
+    )
+
+
+def merge_results(results: list[ChatResult]) -> ChatResult:
+    """Several calls' answers as one result (their choices, their usage summed)."""
+    usage: dict[str, Any] | None = None
+    for result in results:
+        if result.usage is not None:
+            usage = _add_usage(usage or {}, result.usage)
+    first = results[0]
+    choices = [c for r in results for c in r.choices]
+    return ChatResult(choices, usage, first.model_version, first.request_id)
+
+
+def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    out = dict(total)
+    for name, value in more.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            out[name] = out.get(name, 0) + value
+        elif isinstance(value, dict):
+            out[name] = _add_usage(out.get(name) or {}, value)
+    return out
 
 
 @lru_cache(maxsize=256)
@@ -86,17 +156,6 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
 @lru_cache(maxsize=256)
 def _schema_tokens(model: type[BaseModel]) -> int:
     return estimate_text_tokens(json.dumps(strict_schema(model)))
-
-
-def response_format_for(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": model.__name__,
-            "schema": strict_schema(model),
-            "strict": True,
-        },
-    }
 
 
 def _key_fingerprint(key: str) -> str:
@@ -119,6 +178,7 @@ class LLMClient:
         self._roots: dict[str, AsyncOpenAI] = {}
         self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
         self._limiters: dict[tuple[str, str, str], ProviderLimiter] = {}
+        self._profiles: dict[tuple[str, str], Profile] = {}
 
     # ---- keys and clients ----------------------------------------------------
     def resolve_key(self, explicit: str | None = None, request_key: str | None = None) -> str:
@@ -143,18 +203,27 @@ class LLMClient:
         if client is None:
             root = self._roots.get(base)
             if root is None:
-                root = AsyncOpenAI(
-                    api_key=api_key,
-                    base_url=base,
-                    max_retries=0,  # we retry ourselves; never multiply attempts
-                    timeout=self.settings.request_timeout_s,
-                )
+                root = self._root_client(api_key, base)
                 self._roots[base] = root
                 client = root
             else:
                 client = root.with_options(api_key=api_key)
             self._clients[cache_key] = client
         return client
+
+    def _root_client(self, api_key: str, base: str) -> AsyncOpenAI:
+        """OpenAI's client, or the SDK's Azure client (deployment paths, ``api-version``,
+        the ``api-key`` header) when CRYSTALLISE_AZURE_API_VERSION is set."""
+        common: dict[str, Any] = {
+            "api_key": api_key,
+            "max_retries": 0,  # we retry ourselves; never multiply attempts
+            "timeout": self.settings.request_timeout_s,
+        }
+        if self.settings.is_azure:
+            return AsyncAzureOpenAI(
+                azure_endpoint=base, api_version=self.settings.azure_api_version, **common
+            )
+        return AsyncOpenAI(base_url=base, **common)
 
     def limiter(self, api_key: str, model: str) -> ProviderLimiter:
         key = (self.base_url, _key_fingerprint(api_key), model)
@@ -195,8 +264,10 @@ class LLMClient:
         api_key: str | None = None,
         request_key: str | None = None,
     ) -> ChatResult:
-        """One chat completion with pre-flight, pacing, retries and schema validation."""
+        """One chat completion with pre-flight, pacing, retries and schema validation, in
+        the dialect the endpoint and model were found to speak (``compat.Profile``)."""
         key = self.resolve_key(api_key, request_key)
+        schema = schema_of(output_schema, json_schema)
         est_input = count_message_tokens(messages)
         if output_schema is not None:
             est_input += _schema_tokens(output_schema)
@@ -209,65 +280,162 @@ class LLMClient:
             input_tokens=est_input,
             max_output_tokens=max_output_tokens,
             temperature=temperature,
-            structured_output=output_schema is not None or json_schema is not None,
+            structured_output=schema is not None,
             tools=bool(tools),
             n=n,
             reasoning_effort=reasoning_effort,
-            allow_unknown=self.settings.allow_unknown_models,
             today=self.settings.today,
+            caps=capabilities_for(self.settings, model),
         )
-        kwargs: dict[str, Any] = {"model": model, "messages": messages}
-        kwargs.update(_output_format(output_schema, json_schema, tools, tool_choice))
-        kwargs.update(
-            _sampling(caps, n, temperature, max_output_tokens, reasoning_effort, prompt_cache_key)
+        intent = CallIntent(
+            model,
+            messages,
+            schema,
+            output_schema.__name__ if output_schema is not None else "response",
+            tools,
+            tool_choice,
+            _sampling(caps, n, temperature, max_output_tokens, reasoning_effort, prompt_cache_key),
         )
         est_tokens = est_input + (max_output_tokens or 512) * n
-        return await self._send_chat(key, kwargs, est_tokens, output_schema, json_schema)
+        profile = self.profile(model, caps)
+        if n > 1 and "n" in profile.dropped:
+            return await self._fan_out(key, intent, est_tokens, output_schema, n)
+        result = await self._send_chat(key, intent, est_tokens, output_schema)
+        if len(result.choices) < n and not profile.dropped >= {"n"}:
+            profile.dropped.add("n")  # the server ignored n: one answer per call from now on
+            profile.learned.append("n ignored; one call per answer")
+        if len(result.choices) < n:
+            rest = await self._fan_out(
+                key, intent, est_tokens, output_schema, n - len(result.choices)
+            )
+            result = merge_results([result, rest])
+        return result
+
+    def profile(self, model: str, caps: ModelCapabilities) -> Profile:
+        """The dialect of (endpoint, model): the operator's strategy, or what auto learned."""
+        key = (self.base_url, model)
+        profile = self._profiles.get(key)
+        if profile is None:
+            configured = caps.structured_output
+            if configured == "auto":
+                configured = self.settings.structured_output
+            strategy, pinned = initial_strategy(configured)
+            profile = self._profiles[key] = Profile(strategy, pinned)
+        return profile
+
+    def profiles(self) -> dict[tuple[str, str], Profile]:
+        return dict(self._profiles)
+
+    async def _fan_out(
+        self,
+        key: str,
+        intent: CallIntent,
+        est_tokens: int,
+        output_schema: type[BaseModel] | None,
+        n: int,
+    ) -> ChatResult:
+        """``n`` answers as ``n`` calls, for servers that give one answer per call."""
+        single = replace(intent, params={**intent.params, "n": 1})
+        per_call = max(1, est_tokens // max(n, 1))
+        results = await asyncio.gather(
+            *(self._send_chat(key, single, per_call, output_schema) for _ in range(n))
+        )
+        return merge_results(list(results))
 
     async def _send_chat(
         self,
         key: str,
-        kwargs: dict[str, Any],
+        intent: CallIntent,
         est_tokens: int,
         output_schema: type[BaseModel] | None,
-        json_schema: dict[str, Any] | None,
     ) -> ChatResult:
         """Send under the key's limiter, with the retry policy and the call's deadline."""
         client = self.openai_client(key)
-        model = kwargs["model"]
-        limiter = self.limiter(key, model)
+        limiter = self.limiter(key, intent.model)
+        profile = self._profiles[(self.base_url, intent.model)]
+        repair: list[dict[str, Any]] = []
 
         async def attempt() -> ChatResult:
-            async with limiter.slot(est_tokens):
-                try:
-                    # The SDK's request path (auth, timeouts, error classes) with the body as
-                    # prepared: our params are plain JSON, so the SDK's per-call recursive
-                    # transform of messages and schema (~2 ms of CPU) has nothing to do.
-                    response = await client.post(
-                        "/chat/completions",
-                        body=kwargs,
-                        cast_to=httpx2.Response,
-                        options=_CHAT_OPTIONS,
-                    )
-                except openai.APIStatusError as exc:
-                    limiter.observe(exc.response.headers, exc.status_code)
-                    if exc.status_code == 429:
-                        limiter.on_rate_limited(retry_after_seconds(exc))
-                    raise
-                limiter.observe(response.headers, response.status_code)
-            completion = _completion(response)
-            result = _to_result(
-                completion, output_schema, json_schema is not None, response.headers
+            response = await self._post_adapting(
+                client, limiter, profile, intent, repair, est_tokens
             )
-            note_model(model, result.model_version)
+            strategy = profile.strategy if intent.schema is not None else None
+            result = _to_result(
+                _completion(response), output_schema, intent, strategy, response.headers
+            )
+            note_model(intent.model, result.model_version)
             return result
 
-        return await within_deadline(self._with_schema_retries(attempt))
+        return await within_deadline(self._with_schema_retries(attempt, repair))
+
+    async def _post_adapting(
+        self,
+        client: AsyncOpenAI,
+        limiter: ProviderLimiter,
+        profile: Profile,
+        intent: CallIntent,
+        repair: list[dict[str, Any]],
+        est_tokens: int,
+    ) -> Any:
+        """POST the call in the profile's dialect; a rejection naming a parameter moves the
+        profile on and the call goes again at once. Calls carrying an untried feature go
+        one at a time, so only the first of them can fail on it."""
+        for _ in range(MAX_ADAPTATIONS):
+            body = profile.body(intent, repair)
+            held = profile.unconfirmed(body)
+            if held:
+                await profile.lock.acquire()
+                body = profile.body(intent, repair)  # the profile may have moved meanwhile
+                if not profile.unconfirmed(body):
+                    profile.lock.release()
+                    held = False
+            try:
+                response = await self._post(client, limiter, body, est_tokens)
+            except openai.APIStatusError as exc:
+                text = provider_text(exc)
+                feature = rejected_feature(text, body) if is_request_rejection(exc, text) else None
+                if feature is None:
+                    raise
+                if profile.adapt(feature, body):
+                    continue
+                raise rejection_error(self.base_url, intent.model, feature, text) from exc
+            finally:
+                if held:
+                    profile.lock.release()
+            profile.confirm(body)
+            return response
+        raise LLMError(
+            f"The server at {self.base_url} kept rejecting calls to '{intent.model}' after "
+            f"{MAX_ADAPTATIONS} adjustments ({'; '.join(profile.learned)}); {FIX}.",
+            ErrorCategory.VALIDATION,
+            job_wide=True,
+        )
+
+    @staticmethod
+    async def _post(
+        client: AsyncOpenAI, limiter: ProviderLimiter, body: dict[str, Any], est_tokens: int
+    ) -> Any:
+        async with limiter.slot(est_tokens):
+            try:
+                # The SDK's request path (auth, timeouts, error classes) with the body as
+                # prepared: our params are plain JSON, so the SDK's per-call recursive
+                # transform of messages and schema (~2 ms of CPU) has nothing to do.
+                response = await client.post(
+                    "/chat/completions", body=body, cast_to=httpx2.Response, options=_CHAT_OPTIONS
+                )
+            except openai.APIStatusError as exc:
+                limiter.observe(exc.response.headers, exc.status_code)
+                if exc.status_code == 429:
+                    limiter.on_rate_limited(retry_after_seconds(exc))
+                raise
+            limiter.observe(response.headers, response.status_code)
+        return response
 
     async def _with_schema_retries(
-        self, attempt: Callable[[], Awaitable[ChatResult]]
+        self, attempt: Callable[[], Awaitable[ChatResult]], repair: list[dict[str, Any]]
     ) -> ChatResult:
-        """A schema mismatch is asked once more; transport faults get the backoff policy."""
+        """A schema mismatch is asked once more, with the bad answer and what was wrong
+        with it (a repair); transport faults get the backoff policy."""
         for tries in range(SCHEMA_RETRIES + 1):
             try:
                 return await async_retry_with_backoff(
@@ -279,6 +447,7 @@ class LLMClient:
                         f"Model answer did not match the response schema: {exc}",
                         ErrorCategory.TRANSIENT,
                     ) from exc
+                repair[:] = _repair_messages(exc)
         raise AssertionError("unreachable")
 
     async def batch_chat(self, requests: Sequence[dict[str, Any]]) -> list[ChatResult | LLMError]:
@@ -314,8 +483,8 @@ class LLMClient:
             max_output_tokens=max_output_tokens,
             structured_output=output_schema is not None,
             tools=bool(tools),
-            allow_unknown=self.settings.allow_unknown_models,
             today=self.settings.today,
+            caps=capabilities_for(self.settings, model),
         )
         kwargs = _responses_kwargs(
             model, input_text, instructions, output_schema, tools, max_output_tokens
@@ -346,28 +515,6 @@ class LLMClient:
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
         return await within_deadline(async_retry_with_backoff(attempt, delays=self.retry_delays))
-
-
-def _output_format(
-    output_schema: type[BaseModel] | None,
-    json_schema: dict[str, Any] | None,
-    tools: list[dict[str, Any]] | None,
-    tool_choice: str | dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The request's ``response_format`` or tools."""
-    out: dict[str, Any] = {}
-    if output_schema is not None:
-        out["response_format"] = response_format_for(output_schema)
-    elif json_schema is not None:
-        out["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "response", "schema": json_schema, "strict": True},
-        }
-    if tools:
-        out["tools"] = tools
-        if tool_choice is not None:
-            out["tool_choice"] = tool_choice
-    return out
 
 
 def _sampling(
@@ -476,15 +623,19 @@ def _tool_calls(message: dict[str, Any], failures: list[str]) -> list[tuple[str,
 def _to_result(
     completion: dict[str, Any],
     output_schema: type[BaseModel] | None,
-    raw_json: bool,
+    intent: CallIntent,
+    strategy: Strategy | None,
     headers: Any,
 ) -> ChatResult:
+    """The completion's choices, parsed as the call's schema asks (``strategy``: how the
+    structured answer was asked for; None for free text or the caller's own tools)."""
     choices: list[ChoiceResult] = []
-    failures: list[str] = []
+    failures: list[tuple[str, str | None]] = []
     for choice in completion["choices"]:
         message = choice.get("message") or {}
         refusal = message.get("refusal")
-        calls = _tool_calls(message, failures)
+        tool_failures: list[str] = []
+        calls = _tool_calls(message, tool_failures)
         content = message.get("content")
         finish = choice.get("finish_reason")
         parsed: Any = None
@@ -496,18 +647,22 @@ def _to_result(
                 ErrorCategory.VALIDATION,
                 item=True,
             )
-        elif output_schema is not None or raw_json:
+        elif strategy is not None:
+            text = _structured_text(content, calls, strategy, tool_failures)
             try:
-                text = content or ""
                 parsed = (
                     output_schema.model_validate_json(text) if output_schema else json.loads(text)
                 )
             except (ValidationError, json.JSONDecodeError) as exc:
-                failures.append(str(exc).splitlines()[0])
+                failures.append((str(exc).splitlines()[0], text))
                 continue
+            if strategy is Strategy.TOOL_CALL:
+                calls, content = [], text
+        elif tool_failures:
+            failures.append((tool_failures[0], None))
         choices.append(ChoiceResult(content, parsed, refusal, calls, finish))
     if not choices and failures:
-        raise _SchemaMismatch(failures[0])
+        raise _SchemaMismatch(*failures[0])
     if choices and all(c.refusal for c in choices):
         raise LLMError(
             f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION, item=True
@@ -516,6 +671,22 @@ def _to_result(
     request_id = headers.get("x-request-id") if headers is not None else None
     version = str(completion.get("model") or "")
     return ChatResult(choices, usage if isinstance(usage, dict) else None, version, request_id)
+
+
+def _structured_text(
+    content: Any,
+    calls: list[tuple[str, dict[str, Any]]],
+    strategy: Strategy,
+    tool_failures: list[str],
+) -> str:
+    """The JSON text of a structured answer: the forced call's arguments, the strict
+    answer as sent, or the object found in a free-text answer."""
+    if strategy is Strategy.TOOL_CALL and calls:
+        return json.dumps(calls[0][1])
+    text = content if isinstance(content, str) else ""
+    if not text and tool_failures:
+        return ""
+    return text if strategy is Strategy.JSON_SCHEMA else extract_json(text)
 
 
 # ---- module-level entry points (§4.1) -------------------------------------------

@@ -46,10 +46,10 @@ def estimate_screening(
     repetitions: int,
     criteria_count: int,
     paper_tokens_total: int | None = None,
-    allow_unknown: bool = False,
+    capabilities: ModelCapabilities | None = None,
 ) -> dict[str, float | int]:
     """Input/output tokens and USD for labelling, reasoning, clustering and assignment."""
-    caps = get_capabilities(model, allow_unknown=allow_unknown)
+    caps = capabilities or get_capabilities(model)
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
     papers = (

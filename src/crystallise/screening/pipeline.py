@@ -21,7 +21,7 @@ from pydantic import BaseModel, create_model
 from crystallise.batch.failures import job_failure, too_many_failed
 from crystallise.batch.items import map_items
 from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.specs import ScreeningJobSpec
 from crystallise.llm.ask import ask, plan_model
@@ -102,7 +102,7 @@ class ScreeningPipeline(ClusteringStages):
             settings, spec.model, temperature=spec.temperature, lowest_effort=True
         )
         self.clustering_plan = plan_model(settings, spec.clustering_model)
-        caps = get_capabilities(spec.model, allow_unknown=settings.allow_unknown_models)
+        caps = capabilities_for(settings, spec.model)
         self.label_calls = label_calls_per_paper(caps, spec.repetitions)  # 1: one call with n
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crystallise.api.deps import ServicesDep, require_admin_key
-from crystallise.config.model_capabilities import get_capabilities
+from crystallise.config.model_capabilities import capabilities_for
 from crystallise.config.registry import ServiceConfig
 from crystallise.errors import NotFound
 from crystallise.prompts.registry import list_prompts
@@ -69,7 +69,7 @@ def update_service(
     changes = body.model_dump(exclude_unset=True)
     if changes.get("model"):
         # raises a validation LLMError (400) naming the known models
-        get_capabilities(changes["model"], allow_unknown=services.settings.allow_unknown_models)
+        capabilities_for(services.settings, changes["model"])
     return services.configs.update(service_id, changes)
 
 

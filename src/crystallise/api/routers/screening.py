@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.types import INT32_MAX
+from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.jobs.submit import model_warnings, screening_models, submit_screening
 from crystallise.screening import schemas as s
@@ -109,7 +110,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         papers_count=body.papers_count,
         repetitions=body.repetitions,
         criteria_count=body.criteria_count,
-        allow_unknown=services.settings.allow_unknown_models,
+        capabilities=capabilities_for(services.settings, main.model),
     )
     return s.EstimateResponse(
         **figures,  # type: ignore[arg-type]
