@@ -136,12 +136,15 @@ _SCHEMA_IN_PROMPT = re.compile(r"must match this JSON Schema:\n(\{.*\})\s*$", re
 
 def _dialect_error(style: str, status: int, message: str, param: str) -> JSONResponse:
     """A refusal as the dialect words it."""
-    if style == "pydantic500":
+    if style == "pydantic500":  # as llama-cpp-python 0.3.36 words it (seen against it)
+        loc = tuple(["body", *param.split(".")])
         text = (
-            f"1 validation error for CreateChatCompletionRequest\n{param}\n  {message} "
-            f"[type=literal_error, input_type=str]"
+            f"1 validation error:\n  {{'type': 'literal_error', 'loc': {loc!r}, 'msg': "
+            f"\"{message}\", 'input': 'json_schema'}}\n\n  File \"llama_cpp/server/app.py\", "
+            "line 376, in create_chat_completion\n    POST /v1/chat/completions"
         )
-        return JSONResponse({"error": {"message": text, "type": "internal_server_error"}}, 500)
+        body = {"message": text, "type": "internal_server_error", "param": None, "code": None}
+        return JSONResponse({"error": body}, 500)
     if style == "toplevel":
         body = {"object": "error", "message": message, "type": "BadRequestError", "code": 400}
         return JSONResponse(body, 400)

@@ -20,6 +20,8 @@ def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     database = ping(services.engine)
     disk = _disk(settings.data_dir) if not settings.is_postgres else "ok"
     key = "configured" if settings.server_openai_key else "missing"
+    if key == "missing" and not settings.is_openai_endpoint:
+        key = "not_required"  # a local server: any key is sent
     warnings: list[str] = []
     past_shutdown = False
     if database == "ok":
@@ -28,7 +30,7 @@ def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
             "reject" if settings.retired_model_policy == "reject" else "successor"
         )
         warnings, past_shutdown = shutdown_warnings(models, settings.today, policy)
-    healthy = database == "ok" and disk == "ok" and key == "configured" and not past_shutdown
+    healthy = database == "ok" and disk == "ok" and key != "missing" and not past_shutdown
     body: dict[str, Any] = {
         "status": "ready" if healthy else "degraded",
         "checks": {"database": database, "disk": disk, "openai_key": key},

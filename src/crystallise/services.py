@@ -58,7 +58,10 @@ class Services:
             jobs=jobs,
             store=AsyncJobStore(jobs),
             configs=ConfigRegistry(
-                ServiceConfigStore(sessions), settings.default_model, settings.clustering_model
+                ServiceConfigStore(sessions),
+                settings.default_model,
+                settings.clustering_model,
+                service_model=settings.service_model or None,
             ),
             llm=LLMClient(settings),
             runner=runner,

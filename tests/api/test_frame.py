@@ -31,7 +31,7 @@ def test_ready_reports_database_and_key(client: TestClient) -> None:
 
 
 def test_ready_is_degraded_without_key(tmp_path: pathlib.Path) -> None:
-    settings = make_settings(tmp_path, openai_api_key="")
+    settings = make_settings(tmp_path, openai_api_key="", openai_base_url="")  # OpenAI itself
     with TestClient(create_app(settings)) as c:
         response = c.get("/health/ready")
     assert response.status_code == 503

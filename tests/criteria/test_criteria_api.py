@@ -376,7 +376,7 @@ def test_consolidate_guards(client: TestClient, fake: FakeOpenAIServer) -> None:
         ({"fail_statuses": [429] * 4}, 429, "rate_limit", True),
         ({"fail_statuses": [500] * 4}, 500, "transient", True),
         ({"context_limit": 5}, 400, "validation", False),
-        ({"invalid_json": 5}, 500, "transient", True),
+        ({"invalid_json": 5}, 502, "transient", True),  # the model answered, wrongly
     ],
 )
 def test_model_errors_map_to_taxonomy(

@@ -149,10 +149,12 @@ async def test_key_resolution_order(tmp_path: object, fake: FakeOpenAIServer) ->
     assert llm.resolve_key("sk-explicit", "sk-request") == "sk-explicit"
     assert llm.resolve_key(None, "sk-request") == "sk-request"
     assert llm.resolve_key() == "sk-env-key-123"
-    no_key = LLMClient(make_settings(tmp_path, fake, openai_api_key=""))
+    no_key = LLMClient(make_settings(tmp_path, fake, openai_api_key="", openai_base_url=""))
     with pytest.raises(LLMError) as info:
-        no_key.resolve_key()
+        no_key.resolve_key()  # OpenAI needs a key
     assert info.value.category is ErrorCategory.AUTH
+    local = LLMClient(make_settings(tmp_path, fake, openai_api_key=""))
+    assert local.resolve_key()  # a local server gets a placeholder (Ollama wants one)
 
 
 async def test_usage_tally_matches_server(llm: LLMClient, fake: FakeOpenAIServer) -> None:

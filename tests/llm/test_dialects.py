@@ -269,3 +269,48 @@ def test_unknown_models_against_other_servers_and_overrides(tmp_path: object) ->
         7168,
     )
     assert caps.supports_n and caps.supports_logprobs and caps.structured_output == "json_object"
+
+
+def test_every_flow_through_http_on_a_llama_cpp_server(
+    tmp_path: object, fake: FakeOpenAIServer
+) -> None:
+    """The issue's report, through the API: against llama-cpp-python's dialect the criteria
+    endpoints answered 500 and screening jobs failed. Now they complete, learning the
+    dialect from one failed call, and the config API shows what was learned."""
+    from fastapi.testclient import TestClient
+
+    from crystallise.api.app import create_app
+
+    fake.configure(dialect="llamacpp")
+    settings = make_settings(
+        tmp_path, fake, allow_unknown_models=None, service_model="gemma3", openai_api_key=""
+    )
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/health/ready").json()["checks"]["openai_key"] == "not_required"
+        for path, body in [
+            ("/v1/criteria/analyze-question", {"research_question": "Does exercise help?"}),
+            ("/v1/criteria/picos", {"project_description": "RCTs of metformin in T2D"}),
+        ]:
+            response = api.post(path, json=body)
+            assert response.status_code == 200, response.text
+        papers = [{"id": f"p{i}", "title": f"Trial {i}", "abstract": "Adults."} for i in range(6)]
+        job = api.post(
+            "/v1/screening/jobs",
+            json={"papers": papers, "criteria": [{"name": "P", "type": "include", "value": "A"}],
+                  "repetitions": 3},
+        ).json()  # fmt: skip
+        import time
+
+        deadline = time.monotonic() + 60
+        while (status := api.get(f"/v1/screening/jobs/{job['job_id']}").json())["status"] not in (
+            "completed",
+            "failed",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status["status"] == "completed", status
+        info = api.get("/v1/config/models/gemma3").json()
+        assert info["dialect"]["structured_output"] == "json_object", info
+        assert info["in_capability_table"] is False and info["capabilities"]["supports_n"] is False
+        assert api.get("/v1/config/models/openai/gpt-4.1").json()["in_capability_table"]
+    assert _failed(fake) == 1  # one rejected call taught the whole process

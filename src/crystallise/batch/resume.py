@@ -15,8 +15,8 @@ def key_source(services: Services, mock: bool, request_key: str | None) -> str:
         return "none"
     if request_key:
         return "request"
-    if services.settings.server_openai_key:
-        return "server"
+    if services.settings.server_openai_key or not services.settings.is_openai_endpoint:
+        return "server"  # a local server takes the client's placeholder key
     raise LLMError(
         "No OpenAI API key: send X-OpenAI-API-Key, set CRYSTALLISE_OPENAI_API_KEY, or use mock.",
         ErrorCategory.AUTH,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -118,7 +118,7 @@ UNKNOWN_MODEL_CAPABILITIES = ModelCapabilities(
 )
 
 
-def _table_entry(model: str) -> ModelCapabilities | None:
+def table_entry(model: str) -> ModelCapabilities | None:
     """The table's entry: exact, a dated snapshot, or behind a gateway's prefix
     (``openai/gpt-4.1``, ``azure/gpt-4.1-mini-2025-04-14``)."""
     for name in (model, model.rsplit("/", 1)[-1]):
@@ -133,7 +133,7 @@ def _table_entry(model: str) -> ModelCapabilities | None:
 def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabilities:
     """Capabilities of ``model`` (dated snapshots and gateway-prefixed names resolve to
     their base model)."""
-    entry = _table_entry(model)
+    entry = table_entry(model)
     if entry is not None:
         return entry
     if allow_unknown:
@@ -144,6 +144,14 @@ def get_capabilities(model: str, *, allow_unknown: bool = False) -> ModelCapabil
         "(or set CRYSTALLISE_ALLOW_UNKNOWN_MODELS=true for a custom OpenAI-compatible server).",
         ErrorCategory.VALIDATION,
     )
+
+
+def capabilities_dict(caps: ModelCapabilities) -> dict[str, object]:
+    """Capabilities as JSON-ready values (what the config API shows)."""
+    out = asdict(caps)
+    out["reasoning_efforts"] = list(caps.reasoning_efforts)
+    out["shutdown_date"] = caps.shutdown_date.isoformat() if caps.shutdown_date else None
+    return out
 
 
 def capabilities_for(settings: Settings, model: str) -> ModelCapabilities:

@@ -65,9 +65,16 @@ class ConfigRegistry:
         store: ServiceConfigStore,
         default_model: str | None = None,
         clustering_model: str | None = None,
+        *,
+        service_model: str | None = None,
     ) -> None:
         self._store = store
         self._defaults = {k: dict(v) for k, v in SERVICE_DEFAULTS.items()}
+        self._fallback = dict(_FALLBACK)
+        if service_model:  # CRYSTALLISE_SERVICE_MODEL: one model (a local server) for all
+            for defaults in (*self._defaults.values(), self._fallback):
+                defaults["model"] = service_model
+            default_model = clustering_model = None
         # CRYSTALLISE_DEFAULT_MODEL / CRYSTALLISE_CLUSTERING_MODEL seed the screening services
         if default_model:
             self._defaults["screening"]["model"] = default_model
@@ -83,7 +90,7 @@ class ConfigRegistry:
     def get(self, service_id: str) -> ServiceConfig:
         """Effective config; an unknown id gets the generic default, not an error. A stored
         override that no longer validates is logged and ignored, never a failed request."""
-        defaults: dict[str, Any] = {**_FALLBACK, **self._defaults.get(service_id, {})}
+        defaults: dict[str, Any] = {**self._fallback, **self._defaults.get(service_id, {})}
         override = self._store.get_override(service_id)
         try:
             config = ServiceConfig(service_id=service_id, **{**defaults, **override})

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where the embedded SQLite file lives.")
     default_model: str = Field("gpt-5-nano", description="Screening labelling/reasoning model.")
     clustering_model: str = Field("gpt-4.1", description="Model for screening stages 3-4.")
+    service_model: str = Field(
+        "",
+        description="One model for every service (a local server that serves one model); "
+        "replaces the per-service defaults, CRYSTALLISE_DEFAULT_MODEL and "
+        "CRYSTALLISE_CLUSTERING_MODEL. Admin config per service still wins.",
+    )
     max_concurrent_requests: int = Field(10, ge=1, description="Cap on in-flight model calls.")
     adaptive_concurrency: bool = Field(
         True,

@@ -18,6 +18,8 @@ RELEVANT_SETTINGS = (
     "adaptive_concurrency",
     "max_concurrent_requests",
     "allow_unknown_models",
+    "structured_output",
+    "model_overrides",
     "retry_delays",
     "request_timeout_s",
 )

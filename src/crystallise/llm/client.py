@@ -47,6 +47,8 @@ from crystallise.llm.tokens import count_message_tokens, estimate_text_tokens
 
 # A model answer that fails its schema is asked for once more, then reported.
 SCHEMA_RETRIES = 1
+# Sent to a non-OpenAI server when no key is configured (local servers ignore it).
+LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
 # A call may be re-sent this many times as the server names what it refuses.
 MAX_ADAPTATIONS = 6
 
@@ -184,6 +186,8 @@ class LLMClient:
     def resolve_key(self, explicit: str | None = None, request_key: str | None = None) -> str:
         """§4.1: explicit → per-request header → OPENAI_API_KEY → CRYSTALLISE_OPENAI_API_KEY."""
         key = explicit or request_key or self.settings.server_openai_key
+        if not key and not self.settings.is_openai_endpoint:
+            key = LOCAL_PLACEHOLDER_KEY  # local servers take any key (Ollama wants one)
         if not key:
             raise LLMError(
                 "No OpenAI API key: send X-OpenAI-API-Key or set CRYSTALLISE_OPENAI_API_KEY.",
@@ -297,11 +301,23 @@ class LLMClient:
             _sampling(caps, n, temperature, max_output_tokens, reasoning_effort, prompt_cache_key),
         )
         est_tokens = est_input + (max_output_tokens or 512) * n
-        profile = self.profile(model, caps)
+        return await self._complete(key, intent, est_tokens, output_schema, n, caps)
+
+    async def _complete(
+        self,
+        key: str,
+        intent: CallIntent,
+        est_tokens: int,
+        output_schema: type[BaseModel] | None,
+        n: int,
+        caps: ModelCapabilities,
+    ) -> ChatResult:
+        """``n`` answers: one call, or one per answer where the server gives one per call."""
+        profile = self.profile(intent.model, caps)
         if n > 1 and "n" in profile.dropped:
             return await self._fan_out(key, intent, est_tokens, output_schema, n)
         result = await self._send_chat(key, intent, est_tokens, output_schema)
-        if len(result.choices) < n and not profile.dropped >= {"n"}:
+        if len(result.choices) < n and "n" not in profile.dropped:
             profile.dropped.add("n")  # the server ignored n: one answer per call from now on
             profile.learned.append("n ignored; one call per answer")
         if len(result.choices) < n:
@@ -325,6 +341,19 @@ class LLMClient:
 
     def profiles(self) -> dict[tuple[str, str], Profile]:
         return dict(self._profiles)
+
+    def dialect_of(self, model: str) -> dict[str, Any] | None:
+        """What this client learned about ``model`` on its endpoint (None: no call yet)."""
+        profile = self._profiles.get((self.base_url, model))
+        if profile is None:
+            return None
+        return {
+            "structured_output": str(profile.strategy),
+            "pinned": profile.pinned,
+            "dropped": sorted(profile.dropped),
+            "renamed": dict(profile.renamed),
+            "learned": list(profile.learned),
+        }
 
     async def _fan_out(
         self,
@@ -446,6 +475,7 @@ class LLMClient:
                     raise LLMError(
                         f"Model answer did not match the response schema: {exc}",
                         ErrorCategory.TRANSIENT,
+                        bad_answer=True,
                     ) from exc
                 repair[:] = _repair_messages(exc)
         raise AssertionError("unreachable")
@@ -510,6 +540,7 @@ class LLMClient:
                     raise LLMError(
                         f"Model answer did not match the response schema: {exc.error_count()} errors",
                         ErrorCategory.TRANSIENT,
+                        bad_answer=True,
                     ) from exc
             usage = response.usage.model_dump() if response.usage else None
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
@@ -654,7 +685,7 @@ def _to_result(
                     output_schema.model_validate_json(text) if output_schema else json.loads(text)
                 )
             except (ValidationError, json.JSONDecodeError) as exc:
-                failures.append((str(exc).splitlines()[0], text))
+                failures.append((_mismatch_text(exc), text))
                 continue
             if strategy is Strategy.TOOL_CALL:
                 calls, content = [], text
@@ -671,6 +702,17 @@ def _to_result(
     request_id = headers.get("x-request-id") if headers is not None else None
     version = str(completion.get("model") or "")
     return ChatResult(choices, usage if isinstance(usage, dict) else None, version, request_id)
+
+
+def _mismatch_text(exc: ValidationError | json.JSONDecodeError) -> str:
+    """What was wrong with an answer, short: the first errors' place and message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at character {exc.pos})"
+    problems = [
+        f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:3]
+    ]
+    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+    return f"{exc.error_count()} errors in {exc.title}: " + "; ".join(problems) + more
 
 
 def _structured_text(

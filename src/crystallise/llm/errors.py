@@ -42,6 +42,7 @@ class LLMError(Exception):
         retry_after_s: float | None = None,
         item: bool = False,
         job_wide: bool = False,
+        bad_answer: bool = False,
     ) -> None:
         super().__init__(scrub(message))
         self.message = scrub(message)
@@ -52,6 +53,9 @@ class LLMError(Exception):
         # job_wide: no call of this job can succeed (e.g. the account's quota is exhausted)
         self.item = item
         self.job_wide = job_wide
+        # the model answered, but not in the shape asked for (after a repair re-ask): the
+        # upstream's fault, retryable, answered 502 (not 500: nothing broke here)
+        self.bad_answer = bad_answer
 
     @property
     def stops_job(self) -> bool:
@@ -68,7 +72,7 @@ class LLMError(Exception):
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS[self.category]
+        return 502 if self.bad_answer else HTTP_STATUS[self.category]
 
     def to_detail(self) -> dict[str, Any]:
         """The ``detail`` body of the reference's classified error response."""

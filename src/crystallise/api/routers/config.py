@@ -8,7 +8,11 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crystallise.api.deps import ServicesDep, require_admin_key
-from crystallise.config.model_capabilities import capabilities_for
+from crystallise.config.model_capabilities import (
+    capabilities_dict,
+    capabilities_for,
+    table_entry,
+)
 from crystallise.config.registry import ServiceConfig
 from crystallise.errors import NotFound
 from crystallise.prompts.registry import list_prompts
@@ -86,3 +90,34 @@ def prompts() -> list[PromptInfo]:
         )
         for p in list_prompts()
     ]
+
+
+class ModelInfo(BaseModel):
+    model: str
+    endpoint: str
+    in_capability_table: bool
+    capabilities: dict[str, Any]
+    override: dict[str, Any] | None = Field(
+        None, description="CRYSTALLISE_MODEL_OVERRIDES for this model, as set"
+    )
+    dialect: dict[str, Any] | None = Field(
+        None,
+        description="What this process has learned from the endpoint about the model: the "
+        "structured-output strategy in use, parameters dropped or renamed, in order",
+    )
+
+
+@router.get("/models/{model:path}", response_model=ModelInfo)
+def get_model(model: str, services: ServicesDep) -> ModelInfo:
+    """Capabilities in force for ``model`` on the configured endpoint, and its dialect."""
+    settings = services.settings
+    caps = capabilities_for(settings, model)  # unknown here: a 400 naming the known models
+    override = settings.model_overrides.get(model)
+    return ModelInfo(
+        model=model,
+        endpoint=services.llm.base_url,
+        in_capability_table=table_entry(model) is not None,
+        capabilities=capabilities_dict(caps),
+        override=override.model_dump(exclude_none=True) if override else None,
+        dialect=services.llm.dialect_of(model),
+    )
