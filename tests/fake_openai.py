@@ -92,6 +92,7 @@ class Dialect:
     extra_schema_param: str | None = None  # guided_json (vLLM), format (Ollama)
     ignores_n: bool = False  # one answer per call whatever n says
     headers: bool = True  # x-ratelimit-* headers
+    raw_newlines: bool = False  # a raw line break inside a JSON string (llama.cpp's grammar)
 
 
 DIALECTS = {
@@ -104,6 +105,7 @@ DIALECTS = {
         schema_in_json_object=True,
         ignores_n=True,
         headers=False,
+        raw_newlines=True,
     ),
     # older vLLM: top-level {"object": "error"} bodies, guided_json for schemas
     "vllm": Dialect(
@@ -132,6 +134,19 @@ DIALECTS = {
 
 # the service's "JSON in the prompt" instruction ends with the schema
 _SCHEMA_IN_PROMPT = re.compile(r"must match this JSON Schema:\n(\{.*\})\s*$", re.M)
+
+
+def _break_a_line(value: Any, schema: dict[str, Any]) -> bool:
+    """Put a line break into the first free-text string of ``value`` (seen from llama.cpp:
+    its JSON grammar lets a raw newline into a string)."""
+    if not isinstance(value, dict):
+        return False
+    for name, prop in (schema.get("properties") or {}).items():
+        free = prop.get("type") == "string" and not {"enum", "const", "pattern"} & set(prop)
+        if free and isinstance(value.get(name), str):
+            value[name] += "\nand a second line"
+            return True
+    return False
 
 
 def _dialect_error(style: str, status: int, message: str, param: str) -> JSONResponse:
@@ -770,7 +785,10 @@ class FakeOpenAI:
         elif dialect.extra_schema_param and isinstance(body.get(dialect.extra_schema_param), dict):
             schema = body[dialect.extra_schema_param]
         if schema is not None:
-            return json.dumps(gen.value(schema, schema))
+            value = gen.value(schema, schema)
+            if dialect.raw_newlines and _break_a_line(value, schema):
+                return json.dumps(value).replace("\\n", "\n")
+            return json.dumps(value)
         match = _SCHEMA_IN_PROMPT.search(text)
         if match:
             schema = json.loads(match.group(1))

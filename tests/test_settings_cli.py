@@ -84,3 +84,17 @@ def test_cli_db_upgrade_creates_tables(tmp_path: pathlib.Path) -> None:
         "service_configs",
         "alembic_version",
     } <= tables
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("CRYSTALLISE_MODEL_OVERRIDES", '{"m": {"context_window": "big"}}', "context_window"),
+        ("CRYSTALLISE_MODEL_OVERRIDES", "not json", "not valid JSON"),
+        ("CRYSTALLISE_STRUCTURED_OUTPUT", "xml", "json_object"),
+    ],
+)
+def test_a_bad_setting_is_one_clear_line_not_a_traceback(name: str, value: str, said: str) -> None:
+    result = _cli("serve", env={name: value})
+    assert result.returncode == 2
+    assert name in result.stderr and said in result.stderr and "Traceback" not in result.stderr

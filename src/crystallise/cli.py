@@ -4,11 +4,13 @@ commands ``screen``, ``index`` and ``criteria check`` (``crystallise.commands``)
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import sys
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from crystallise.config.settings import get_settings
 from crystallise.records.schemas import FORMATS
@@ -124,10 +126,29 @@ def _researcher_command(args: argparse.Namespace, settings: Any) -> int:
         return 130
 
 
+def _settings_problem(exc: Exception) -> str:
+    """A bad CRYSTALLISE_* value, named and explained in one line (no traceback)."""
+    cause = exc if isinstance(exc, ValidationError) else exc.__cause__
+    if not isinstance(cause, ValidationError):
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"CRYSTALLISE_{field.group(1).upper()}" if field else "a setting"
+        return f"{name}: not valid JSON ({cause or exc})"
+    return "; ".join(
+        f"CRYSTALLISE_{str(e['loc'][0]).upper()}"
+        + "".join(f".{p}" for p in e["loc"][1:])
+        + f": {e['msg']}"
+        for e in cause.errors()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as exc:
+        print(f"configuration error: {_settings_problem(exc)}", file=sys.stderr)
+        return 2
 
     if args.command in ("screen", "index", "criteria"):
         return _researcher_command(args, settings)

@@ -643,7 +643,7 @@ def _tool_calls(message: dict[str, Any], failures: list[str]) -> list[tuple[str,
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         try:
-            args = json.loads(function.get("arguments") or "{}")
+            args = json.loads(function.get("arguments") or "{}", strict=False)
         except json.JSONDecodeError as exc:
             failures.append(f"tool arguments are not JSON ({exc.msg})")
             continue
@@ -681,9 +681,7 @@ def _to_result(
         elif strategy is not None:
             text = _structured_text(content, calls, strategy, tool_failures)
             try:
-                parsed = (
-                    output_schema.model_validate_json(text) if output_schema else json.loads(text)
-                )
+                parsed = _parse_structured(text, output_schema, strategy)
             except (ValidationError, json.JSONDecodeError) as exc:
                 failures.append((_mismatch_text(exc), text))
                 continue
@@ -702,6 +700,16 @@ def _to_result(
     request_id = headers.get("x-request-id") if headers is not None else None
     version = str(completion.get("model") or "")
     return ChatResult(choices, usage if isinstance(usage, dict) else None, version, request_id)
+
+
+def _parse_structured(text: str, schema: type[BaseModel] | None, strategy: Strategy) -> Any:
+    """The answer as the schema's object. Strict answers are parsed as sent; free-text and
+    grammar-constrained answers may carry raw newlines inside strings (llama.cpp does), which
+    a lenient parse accepts."""
+    if strategy is Strategy.JSON_SCHEMA:
+        return schema.model_validate_json(text) if schema else json.loads(text)
+    data = json.loads(text, strict=False)
+    return schema.model_validate(data) if schema else data
 
 
 def _mismatch_text(exc: ValidationError | json.JSONDecodeError) -> str:
