@@ -4,8 +4,8 @@ commands ``screen``, ``index`` and ``criteria check`` (``crystallise.commands``)
 from __future__ import annotations
 
 import argparse
-import re
 import os
+import re
 import sys
 from typing import Any
 
