@@ -114,6 +114,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         threshold=3.0,
     )
     job_id = (await submit_screening(services, body, Submission(dispatch=False))).id
+    estimate = _estimate(services, body)
     rss_before = rss_mb()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -132,7 +133,30 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "rss_before_mb": rss_before,
         "rss_peak_mb": rss_mb(),
         "clusters": len(row.clusters or []),
+        "estimate": estimate,
     }
+
+
+def _estimate(services: Any, body: Any) -> dict[str, Any]:
+    """The estimate POST /v1/screening/estimate and job submission make for this job."""
+    from crystallise.config.model_capabilities import capabilities_for
+    from crystallise.jobs.submit import screening_models
+    from crystallise.llm.tokens import estimate_text_tokens
+    from crystallise.screening.criteria import normalise_criteria
+    from crystallise.screening.estimate import estimate_screening
+
+    main, clustering = screening_models(services, body.model)
+    return estimate_screening(
+        model=main.model,
+        clustering_model=clustering.model,
+        papers_count=len(body.papers),
+        repetitions=body.repetitions,
+        criteria_count=len(normalise_criteria(body.criteria)),
+        paper_tokens_total=sum(
+            estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
+        ),
+        capabilities=capabilities_for(services.settings, main.model),
+    )
 
 
 def main() -> None:
@@ -197,6 +221,18 @@ def main() -> None:
         f"| cached input share | {usage['cached_input_tokens'] / max(usage['input_tokens'], 1):.1%} | |"
     )
     print(f"| cost (fake usage, list prices) | ${usage['estimated_cost_usd']:.4f} | |")
+    est = out["estimate"]
+    print(
+        f"| estimate before the job | ${est['estimated_cost_usd']:.4f} "
+        f"({est['estimated_input_tokens']} in, {est['estimated_cached_input_tokens']} cached, "
+        f"{est['estimated_output_tokens']} out) | |"
+    )
+    print(
+        f"| tally ÷ estimate | cost {usage['estimated_cost_usd'] / est['estimated_cost_usd']:.2f}, "
+        f"input {usage['input_tokens'] / est['estimated_input_tokens']:.2f}, "
+        f"output {usage['output_tokens'] / est['estimated_output_tokens']:.2f} | |"
+    )
+    print(f"| cost per paper (tally) | ${usage['cost_per_paper_usd']:.6f} | |")
     print(
         f"| peak RSS of pipeline process | {out['rss_peak_mb']:.0f} MB (before job {out['rss_before_mb']:.0f} MB) | |"
     )

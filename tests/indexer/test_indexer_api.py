@@ -296,6 +296,8 @@ def test_async_job_lifecycle_with_partial_results(
     assert final["status"] == "completed" and len(final["partial_results"]) == 20
     assert final["usage"]["input_tokens"] == fake.state.prompt_tokens and final["model_version"]
     assert final["completed_at"] and final["duration_ms"] is not None and final["errors"] == []
+    per_paper = final["usage"]["estimated_cost_usd"] / 20
+    assert final["usage"]["cost_per_paper_usd"] == pytest.approx(per_paper, abs=1e-7)
     summary = client.get("/v1/indexer/jobs").json()[0]
     assert (
         set(summary)

@@ -191,14 +191,22 @@ def test_estimate_endpoint(client: TestClient) -> None:
     ).json()
     assert set(body) == {
         "estimated_input_tokens",
+        "estimated_cached_input_tokens",
         "estimated_output_tokens",
         "estimated_cost_usd",
+        "cost_per_paper_usd",
+        "assumptions",
         "model",
         "papers_count",
         "repetitions",
         "confidence",
         "disclaimer",
     }
+    # the shared system prompt (over 1,024 tokens) is priced at the cached rate after the
+    # first call, and the estimate says so
+    assert 0 < body["estimated_cached_input_tokens"] < body["estimated_input_tokens"]
+    assert any("prompt cache" in a for a in body["assumptions"])
+    assert body["cost_per_paper_usd"] == pytest.approx(body["estimated_cost_usd"] / 500, rel=1e-3)
     assert (body["model"], body["papers_count"], body["repetitions"], body["confidence"]) == (
         "gpt-5-nano",
         500,
@@ -247,6 +255,7 @@ def test_real_lifecycle_with_n(client: TestClient, fake: FakeOpenAIServer) -> No
     inp, out, cost = _expected_cost(fake)
     assert (body["usage"]["input_tokens"], body["usage"]["output_tokens"]) == (inp, out)
     assert body["estimated_cost_usd"] == pytest.approx(cost, abs=1e-6)
+    assert body["usage"]["cost_per_paper_usd"] == pytest.approx(cost / 20, abs=1e-6)
     assert body["model_version"].startswith("gpt-4.1-mini-")
     assert body["usage"]["calls"] == fake.state.calls["chat"]
     assert set(body["stage_timings"]) >= {"labelling", "reasoning", "clustering", "assignment"}

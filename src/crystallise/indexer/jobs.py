@@ -87,7 +87,13 @@ class IndexerJob:
             {
                 "stage": "extraction",
                 "errors": errors,
-                "usage": {**summary, "tally": self.ext.tally.to_dict()},
+                "usage": {
+                    **summary,
+                    "cost_per_paper_usd": round(
+                        summary["estimated_cost_usd"] / max(self.total, 1), 8
+                    ),
+                    "tally": self.ext.tally.to_dict(),
+                },
                 "estimated_cost_usd": summary["estimated_cost_usd"],
                 "model_version": "mock" if self.mock else self.ext.model_version,
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from crystallise.config.model_capabilities import ModelCapabilities, get_capabilities
 from crystallise.llm.cost import estimate_cost
@@ -18,6 +19,10 @@ ASSIGN_BATCH = 25
 ASSIGN_TOKENS_PER_PAPER = 140
 ASSIGN_OUTPUT_PER_PAPER = 14
 THEME_OVERHEAD_TOKENS = 30_000  # theme generation + merge, independent of job size
+# OpenAI caches a prompt prefix of at least 1,024 tokens, in 128-token steps; every call of a
+# job shares its system prompt (instructions + criteria), sent with one prompt_cache_key
+CACHE_MIN_TOKENS = 1_024
+CACHE_STEP_TOKENS = 128
 DISCLAIMER = (
     "Estimate based on empirical averages. Actual cost may vary +-30% with abstract length, "
     "the model's hidden reasoning tokens and prompt-cache hits. Pricing is hardcoded in "
@@ -31,6 +36,13 @@ def _static_tokens() -> tuple[int, int]:
         count_tokens(prompts.LABELLING.system or ""),
         count_tokens(prompts.REASONING.system or ""),
     )
+
+
+def cached_prefix_tokens(prefix_tokens: int) -> int:
+    """The part of a shared prefix the provider serves from its prompt cache."""
+    if prefix_tokens < CACHE_MIN_TOKENS:
+        return 0
+    return prefix_tokens // CACHE_STEP_TOKENS * CACHE_STEP_TOKENS
 
 
 def label_calls_per_paper(caps: ModelCapabilities, repetitions: int) -> int:
@@ -47,8 +59,9 @@ def estimate_screening(
     criteria_count: int,
     paper_tokens_total: int | None = None,
     capabilities: ModelCapabilities | None = None,
-) -> dict[str, float | int]:
-    """Input/output tokens and USD for labelling, reasoning, clustering and assignment."""
+) -> dict[str, Any]:
+    """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
+    the shared prompt prefix priced at the cached rate after each stage's first call."""
     caps = capabilities or get_capabilities(model)
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
@@ -66,16 +79,38 @@ def estimate_screening(
     cluster_in = THEME_OVERHEAD_TOKENS + papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
     cluster_out = 2_000 + papers_count * ASSIGN_OUTPUT_PER_PAPER
 
+    label_cached = max(calls * papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
+    reason_cached = max(papers_count - 1, 0) * cached_prefix_tokens(reason_static + context)
     main_in, main_out = label_in + reason_in, label_out + reason_out
-    cost = estimate_cost(model, main_in, main_out) + estimate_cost(
+    cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached) + estimate_cost(
         clustering_model, cluster_in, cluster_out
     )
     return {
         "estimated_input_tokens": int(main_in + cluster_in),
+        "estimated_cached_input_tokens": int(label_cached + reason_cached),
         "estimated_output_tokens": int(main_out + cluster_out),
+        "cost_per_paper_usd": round(cost / max(papers_count, 1), 8),
+        "assumptions": _assumptions(caps, calls, per_answer_extra, label_cached > 0),
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
+
+
+def _assumptions(
+    caps: ModelCapabilities, calls: int, reasoning_extra: int, cached: bool
+) -> list[str]:
+    said = [
+        f"{calls} labelling call(s) per paper"
+        + (" (one call with n answers)" if calls == 1 else " (one per repetition)"),
+        "the shared system prompt served from the provider's prompt cache after the first "
+        "call of each stage (cached input at the model's cached rate)"
+        if cached
+        else "no prompt-cache hits (the shared prefix is under 1,024 tokens)",
+        "standard (not Batch API) prices",
+    ]
+    if reasoning_extra:
+        said.append(f"{reasoning_extra} hidden reasoning tokens per answer at minimal effort")
+    return said
 
 
 def format_usd(value: float) -> str:

@@ -286,6 +286,7 @@ class ScreeningPipeline(ClusteringStages):
             **summary,
             "calls_per_paper": round(summary["calls"] / max(total, 1), 3),
             "tokens_per_paper": round(summary["total_tokens"] / max(total, 1), 1),
+            "cost_per_paper_usd": round(summary["estimated_cost_usd"] / max(total, 1), 8),
             "tally": self.tally.to_dict(),
         }
         failed = await self.store.items(

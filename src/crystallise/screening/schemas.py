@@ -120,8 +120,13 @@ class EstimateRequest(BaseModel):
 
 class EstimateResponse(BaseModel):
     estimated_input_tokens: int
+    estimated_cached_input_tokens: int | None = Field(
+        None, description="Part of the input expected to be served from the prompt cache"
+    )
     estimated_output_tokens: int
     estimated_cost_usd: float
+    cost_per_paper_usd: float | None = None
+    assumptions: list[str] | None = Field(None, description="What the estimate assumed")
     model: str
     # set when the model asked for (or the default) is retired and its successor was priced
     warnings: list[str] | None = None
