@@ -314,3 +314,17 @@ def test_every_flow_through_http_on_a_llama_cpp_server(
         assert info["in_capability_table"] is False and info["capabilities"]["supports_n"] is False
         assert api.get("/v1/config/models/openai/gpt-4.1").json()["in_capability_table"]
     assert _failed(fake) == 1  # one rejected call taught the whole process
+
+
+async def test_a_choice_failing_its_schema_does_not_mark_n_unsupported(
+    tmp_path: object, fake: FakeOpenAIServer
+) -> None:
+    fake.configure(invalid_json=1)  # the first of the three answers is broken
+    llm = _client(tmp_path, fake)
+    try:
+        result = await llm.chat(MESSAGES, model="gpt-4.1", output_schema=Verdict, n=3)
+        (profile,) = llm.profiles().values()
+    finally:
+        await llm.aclose()
+    assert len(result.choices) == 2 and result.answered == 3
+    assert "n" not in profile.dropped and len(fake.requests()) == 1

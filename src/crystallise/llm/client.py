@@ -70,6 +70,7 @@ class ChatResult:
     usage: dict[str, Any] | None
     model_version: str
     request_id: str | None = None
+    answered: int = 0  # choices the server sent (some may have failed their schema)
 
     @property
     def parsed(self) -> Any:
@@ -129,7 +130,8 @@ def merge_results(results: list[ChatResult]) -> ChatResult:
             usage = _add_usage(usage or {}, result.usage)
     first = results[0]
     choices = [c for r in results for c in r.choices]
-    return ChatResult(choices, usage, first.model_version, first.request_id)
+    answered = sum(r.answered for r in results)
+    return ChatResult(choices, usage, first.model_version, first.request_id, answered)
 
 
 def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -317,13 +319,11 @@ class LLMClient:
         if n > 1 and "n" in profile.dropped:
             return await self._fan_out(key, intent, est_tokens, output_schema, n)
         result = await self._send_chat(key, intent, est_tokens, output_schema)
-        if len(result.choices) < n and "n" not in profile.dropped:
-            profile.dropped.add("n")  # the server ignored n: one answer per call from now on
-            profile.learned.append("n ignored; one call per answer")
-        if len(result.choices) < n:
-            rest = await self._fan_out(
-                key, intent, est_tokens, output_schema, n - len(result.choices)
-            )
+        if result.answered < n:  # the server ignored n: one answer per call from now on
+            if "n" not in profile.dropped:
+                profile.dropped.add("n")
+                profile.learned.append("n ignored; one call per answer")
+            rest = await self._fan_out(key, intent, est_tokens, output_schema, n - result.answered)
             result = merge_results([result, rest])
         return result
 
@@ -699,7 +699,13 @@ def _to_result(
     usage = completion.get("usage")
     request_id = headers.get("x-request-id") if headers is not None else None
     version = str(completion.get("model") or "")
-    return ChatResult(choices, usage if isinstance(usage, dict) else None, version, request_id)
+    return ChatResult(
+        choices,
+        usage if isinstance(usage, dict) else None,
+        version,
+        request_id,
+        answered=len(completion["choices"]),
+    )
 
 
 def _parse_structured(text: str, schema: type[BaseModel] | None, strategy: Strategy) -> Any:
