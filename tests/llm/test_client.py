@@ -231,6 +231,15 @@ async def test_local_server_models_get_max_tokens(tmp_path: object, fake: FakeOp
         and "max_completion_tokens" not in body
         and body["temperature"] == 0.1
     )
+    # an OpenAI model name on another server still gets max_tokens: llama-cpp-python
+    # silently ignores max_completion_tokens, which would leave the answer uncapped
     await llm.chat(MESSAGES, model="gpt-4.1", max_output_tokens=64)
-    assert fake.requests()[-1]["body"]["max_completion_tokens"] == 64
+    assert fake.requests()[-1]["body"]["max_tokens"] == 64
     await llm.aclose()
+    root = fake.url.removesuffix("/v1")
+    azure = LLMClient(
+        make_settings(tmp_path, fake, openai_base_url=root, azure_api_version="2024-10-21")
+    )
+    await azure.chat(MESSAGES, model="gpt-4.1", max_output_tokens=64)  # OpenAI's rules
+    assert fake.requests()[-1]["body"]["max_completion_tokens"] == 64
+    await azure.aclose()

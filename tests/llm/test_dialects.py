@@ -162,7 +162,24 @@ async def test_refused_parameters_are_dropped_or_renamed_once(
     body = fake.requests()[-1]["body"]
     assert "prompt_cache_key" not in body and "reasoning_effort" not in body
     assert body["max_tokens"] == 200 and "max_completion_tokens" not in body
-    assert _failed(fake) == 3  # one per refused parameter, for the whole client
+    assert _failed(fake) == 2  # one per refused parameter, for the whole client
+
+
+async def test_a_refused_max_tokens_is_sent_as_max_completion_tokens(
+    tmp_path: object, fake: FakeOpenAIServer
+) -> None:
+    # a gateway in front of an OpenAI reasoning model: max_tokens refused by name
+    fake.configure(reject_params=["max_tokens"])
+    llm = _client(tmp_path, fake)
+    try:
+        for _ in range(2):
+            await llm.chat(
+                MESSAGES, model="gpt-5-nano", output_schema=Verdict, max_output_tokens=99
+            )
+    finally:
+        await llm.aclose()
+    assert fake.requests()[-1]["body"]["max_completion_tokens"] == 99
+    assert _failed(fake) == 1
 
 
 async def test_n_refused_or_ignored_becomes_n_calls(

@@ -21,7 +21,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from crystallise.config.model_capabilities import (
-    UNKNOWN_MODEL_CAPABILITIES,
+    MODEL_CAPABILITIES,
     ModelCapabilities,
     capabilities_for,
     note_model,
@@ -300,7 +300,15 @@ class LLMClient:
             output_schema.__name__ if output_schema is not None else "response",
             tools,
             tool_choice,
-            _sampling(caps, n, temperature, max_output_tokens, reasoning_effort, prompt_cache_key),
+            _sampling(
+                caps,
+                self.settings.is_openai_endpoint or self.settings.is_azure,
+                n,
+                temperature,
+                max_output_tokens,
+                reasoning_effort,
+                prompt_cache_key,
+            ),
         )
         est_tokens = est_input + (max_output_tokens or 512) * n
         return await self._complete(key, intent, est_tokens, output_schema, n, caps)
@@ -548,8 +556,18 @@ class LLMClient:
         return await within_deadline(async_retry_with_backoff(attempt, delays=self.retry_delays))
 
 
+def _cap_parameter(caps: ModelCapabilities, openai_like: bool) -> str:
+    """The output cap's name: OpenAI's models on OpenAI or Azure take (and reasoning models
+    require) max_completion_tokens; other servers take max_tokens, and some (llama-cpp-python)
+    silently ignore max_completion_tokens, which would leave the answer uncapped."""
+    if openai_like and caps.name in MODEL_CAPABILITIES:
+        return "max_completion_tokens"
+    return "max_tokens"
+
+
 def _sampling(
     caps: ModelCapabilities,
+    openai_like: bool,
     n: int,
     temperature: float | None,
     max_output_tokens: int | None,
@@ -563,9 +581,7 @@ def _sampling(
     if temperature is not None and caps.supports_temperature:
         out["temperature"] = temperature
     if max_output_tokens is not None:
-        # OpenAI models take max_completion_tokens; other servers often only max_tokens
-        known = caps is not UNKNOWN_MODEL_CAPABILITIES
-        out["max_completion_tokens" if known else "max_tokens"] = max_output_tokens
+        out[_cap_parameter(caps, openai_like)] = max_output_tokens
     if reasoning_effort is not None:
         out["reasoning_effort"] = reasoning_effort
     if prompt_cache_key:

@@ -37,7 +37,7 @@ class Strategy(StrEnum):
 AUTO_ORDER = (Strategy.JSON_SCHEMA, Strategy.JSON_OBJECT, Strategy.TOOL_CALL, Strategy.PROMPT)
 # parameters a server may refuse that a call can do without (dropped) or say otherwise
 DROPPABLE = ("prompt_cache_key", "reasoning_effort", "logprobs", "top_logprobs", "temperature")
-RENAMED = {"max_completion_tokens": "max_tokens"}
+RENAMED = {"max_completion_tokens": "max_tokens", "max_tokens": "max_completion_tokens"}
 FIX = (
     "set CRYSTALLISE_STRUCTURED_OUTPUT (auto, json_schema, json_object, guided_json, "
     "ollama_format, tool_call, prompt) or the model's structured_output in "
