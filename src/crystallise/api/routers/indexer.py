@@ -74,7 +74,7 @@ async def create_job(
 
 
 def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
-    usage = {k: v for k, v in (row.usage or {}).items() if k in USAGE_KEYS}
+    usage = {k: v for k, v in (row.usage or {}).items() if k in (*USAGE_KEYS, "cost_per_paper_usd")}
     errors = row.errors
     if errors is None:
         errors = [
