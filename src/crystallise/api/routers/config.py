@@ -14,7 +14,7 @@ from crystallise.config.model_capabilities import (
     table_entry,
 )
 from crystallise.config.registry import ServiceConfig
-from crystallise.errors import NotFound
+from crystallise.errors import BadInput, NotFound
 from crystallise.prompts.registry import list_prompts
 
 router = APIRouter(prefix="/config", tags=["config"])
@@ -110,6 +110,8 @@ class ModelInfo(BaseModel):
 @router.get("/models/{model:path}", response_model=ModelInfo)
 def get_model(model: str, services: ServicesDep) -> ModelInfo:
     """Capabilities in force for ``model`` on the configured endpoint, and its dialect."""
+    if not 0 < len(model) <= 200:
+        raise BadInput("model: a model name has 1 to 200 characters.")
     settings = services.settings
     caps = capabilities_for(settings, model)  # unknown here: a 400 naming the known models
     override = settings.model_overrides.get(model)
