@@ -221,6 +221,19 @@ def test_estimate_endpoint(client: TestClient) -> None:
     assert client.post("/v1/screening/estimate", json={"papers_count": 0}).status_code == 400
 
 
+def test_assignment_on_the_labelling_model_halves_a_large_estimate() -> None:
+    from crystallise.screening.estimate import estimate_screening
+
+    shape = {"papers_count": 10_000, "repetitions": 5, "criteria_count": 8}
+    on_large = estimate_screening(
+        model="gpt-5-nano", clustering_model="gpt-4.1", assignment_model="gpt-4.1", **shape
+    )
+    default = estimate_screening(
+        model="gpt-5-nano", clustering_model="gpt-4.1", assignment_model="gpt-5-nano", **shape
+    )
+    assert default["estimated_cost_usd"] < 0.6 * on_large["estimated_cost_usd"]
+
+
 # ---- real mode against the fake server ---------------------------------------------------
 
 
@@ -256,6 +269,16 @@ def test_real_lifecycle_with_n(client: TestClient, fake: FakeOpenAIServer) -> No
     assert (body["usage"]["input_tokens"], body["usage"]["output_tokens"]) == (inp, out)
     assert body["estimated_cost_usd"] == pytest.approx(cost, abs=1e-6)
     assert body["usage"]["cost_per_paper_usd"] == pytest.approx(cost / 20, abs=1e-6)
+    models: dict[str, set[str]] = {}
+    for request in fake.requests():
+        fmt = request["body"].get("response_format") or {}
+        models.setdefault(fmt.get("json_schema", {}).get("name"), set()).add(
+            request["body"]["model"]
+        )
+    # themes on the clustering model; assignment (a call per 25 papers) on the labelling
+    # model, the cheap path by default (CRYSTALLISE_ASSIGNMENT_MODEL overrides it)
+    assert models["ThemesOutput"] == {"gpt-4.1"}
+    assert models["AssignmentOutput"] == {"gpt-4.1-mini"}
     assert body["model_version"].startswith("gpt-4.1-mini-")
     assert body["usage"]["calls"] == fake.state.calls["chat"]
     assert set(body["stage_timings"]) >= {"labelling", "reasoning", "clustering", "assignment"}

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Where the embedded SQLite file lives.")
     default_model: str = Field("gpt-5-nano", description="Screening labelling/reasoning model.")
     clustering_model: str = Field("gpt-4.1", description="Model for screening stages 3-4.")
+    assignment_model: str = Field(
+        "",
+        description="Model that assigns each paper's reasoning to a theme (screening stage "
+        "4, one call per 25 papers). Empty: the labelling model, the cheapest adequate path "
+        "(a closed choice among at most 11 themes); themes themselves still come from the "
+        "clustering model.",
+    )
     service_model: str = Field(
         "",
         description="One model for every service (a local server that serves one model); "

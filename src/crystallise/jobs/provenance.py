@@ -89,7 +89,14 @@ async def provenance(services: Services, kind: JobKind, job_id: str) -> Provenan
 
 def _parameters(kind: JobKind, config: dict[str, Any]) -> dict[str, Any]:
     keys = (
-        ("repetitions", "threshold", "clusters_type", "clustering_model", "questions")
+        (
+            "repetitions",
+            "threshold",
+            "clusters_type",
+            "clustering_model",
+            "assignment_model",
+            "questions",
+        )
         if kind == "screening"
         else ("mode", "max_workers")
     )

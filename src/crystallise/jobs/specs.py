@@ -60,6 +60,8 @@ class ScreeningJobSpec(JobSpec):
     criteria: list[Criterion]
     questions: list[str] = Field(default_factory=list)
     clustering_model: str
+    # None (jobs stored before it existed): the clustering model, as they were priced
+    assignment_model: str | None = None
     repetitions: int = Field(ge=1)
     threshold: float
     clusters_type: Literal["include", "exclude"] | None = None

@@ -79,9 +79,11 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
     check_job_size(services, "papers", len(body.papers))
     main, clustering = screening_models(services, body.model)
     criteria = normalise_criteria(body.criteria)
+    assignment = services.settings.assignment_model or main.model
     estimate = estimate_screening(
         model=main.model,
         clustering_model=clustering.model,
+        assignment_model=assignment,
         papers_count=len(body.papers),
         repetitions=body.repetitions,
         criteria_count=len(criteria),
@@ -99,6 +101,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         model=main.model,
         model_explicit=main.explicit,
         clustering_model=clustering.model,
+        assignment_model=assignment,
         warnings=model_warnings(main, clustering),
         criteria=criteria,
         questions=body.questions,

@@ -57,7 +57,9 @@ class ClusteringStages:
     failure: LLMError | None
     context: str
 
-    async def _chat(self, main: bool, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
+    async def _chat(
+        self, main: bool, messages: list[dict[str, Any]], *, assign: bool = False, **kw: Any
+    ) -> ChatResult:
         raise NotImplementedError
 
     def _halted(self) -> bool:
@@ -174,6 +176,7 @@ class ClusteringStages:
                     {"role": "system", "content": system},
                     {"role": "user", "content": prompts.ASSIGNMENT.render_user(papers=papers)},
                 ],
+                assign=True,
                 output_schema=schema,
             )
         except LLMError as exc:

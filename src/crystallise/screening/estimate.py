@@ -7,6 +7,7 @@ from typing import Any
 
 from crystallise.config.model_capabilities import ModelCapabilities, get_capabilities
 from crystallise.llm.cost import estimate_cost
+from crystallise.llm.errors import LLMError
 from crystallise.llm.tokens import count_tokens
 from crystallise.prompts import screening as prompts
 
@@ -59,6 +60,7 @@ def estimate_screening(
     criteria_count: int,
     paper_tokens_total: int | None = None,
     capabilities: ModelCapabilities | None = None,
+    assignment_model: str | None = None,
 ) -> dict[str, Any]:
     """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
     the shared prompt prefix priced at the cached rate after each stage's first call."""
@@ -76,15 +78,14 @@ def estimate_screening(
     reason_in = papers_count * (reason_static + context + 20) + papers
     reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
     batches = -(-papers_count // ASSIGN_BATCH)
-    cluster_in = THEME_OVERHEAD_TOKENS + papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
-    cluster_out = 2_000 + papers_count * ASSIGN_OUTPUT_PER_PAPER
+    cluster_in, cluster_out, cluster_cost = _clustering(
+        clustering_model, assignment_model or clustering_model, papers_count, batches
+    )
 
     label_cached = max(calls * papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
     reason_cached = max(papers_count - 1, 0) * cached_prefix_tokens(reason_static + context)
     main_in, main_out = label_in + reason_in, label_out + reason_out
-    cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached) + estimate_cost(
-        clustering_model, cluster_in, cluster_out
-    )
+    cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached) + cluster_cost
     return {
         "estimated_input_tokens": int(main_in + cluster_in),
         "estimated_cached_input_tokens": int(label_cached + reason_cached),
@@ -94,6 +95,28 @@ def estimate_screening(
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
+
+
+def _clustering(
+    clustering_model: str, assignment_model: str, papers_count: int, batches: int
+) -> tuple[int, int, float]:
+    """Tokens and USD of stages 3-4: themes on the clustering model (independent of job
+    size), assignment (one call per batch of papers) on the assignment model."""
+    assign_in = papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
+    extra = REASONING_MODEL_ALLOWANCE if _is_reasoning(assignment_model) else 0
+    assign_out = papers_count * ASSIGN_OUTPUT_PER_PAPER + batches * extra
+    theme_out = 2_000
+    cost = estimate_cost(clustering_model, THEME_OVERHEAD_TOKENS, theme_out) + estimate_cost(
+        assignment_model, assign_in, assign_out
+    )
+    return THEME_OVERHEAD_TOKENS + assign_in, theme_out + assign_out, cost
+
+
+def _is_reasoning(model: str) -> bool:
+    try:
+        return bool(get_capabilities(model).reasoning_efforts)
+    except LLMError:  # a local model: no hidden reasoning assumed
+        return False
 
 
 def _assumptions(

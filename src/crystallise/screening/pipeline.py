@@ -102,6 +102,9 @@ class ScreeningPipeline(ClusteringStages):
             settings, spec.model, temperature=spec.temperature, lowest_effort=True
         )
         self.clustering_plan = plan_model(settings, spec.clustering_model)
+        self.assignment_plan = plan_model(
+            settings, spec.assignment_model or spec.clustering_model, lowest_effort=True
+        )
         caps = capabilities_for(settings, spec.model)
         self.label_calls = label_calls_per_paper(caps, spec.repetitions)  # 1: one call with n
         self.context = job_context(spec.criteria, spec.questions)
@@ -111,9 +114,12 @@ class ScreeningPipeline(ClusteringStages):
         self.reason_system = f"{prompts.REASONING.system}\n\n{self.context}"
 
     # ---- model calls -----------------------------------------------------------------
-    async def _chat(self, main: bool, messages: list[dict[str, Any]], **kw: Any) -> ChatResult:
-        """A call on the labelling model (``main``) or the clustering model."""
-        plan = self.plan if main else self.clustering_plan
+    async def _chat(
+        self, main: bool, messages: list[dict[str, Any]], *, assign: bool = False, **kw: Any
+    ) -> ChatResult:
+        """A call on the labelling model (``main``), the clustering model, or (``assign``)
+        the assignment model."""
+        plan = self.assignment_plan if assign else self.plan if main else self.clustering_plan
         result = await ask(
             self.llm,
             plan,

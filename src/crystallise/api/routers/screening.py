@@ -107,6 +107,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
     figures = estimate_screening(
         model=main.model,
         clustering_model=clustering.model,
+        assignment_model=services.settings.assignment_model or main.model,
         papers_count=body.papers_count,
         repetitions=body.repetitions,
         criteria_count=body.criteria_count,
