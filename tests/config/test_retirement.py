@@ -109,9 +109,12 @@ def test_estimate_and_cost_ceiling_price_the_successor(
         after = client.post("/v1/screening/estimate", json=request).json()
         assert before["model"] == "gpt-5-nano" and after["model"] == "gpt-5.4-nano"
         assert after["warnings"] and not before.get("warnings")
-        expected = estimate_screening(model="gpt-5.4-nano", clustering_model="gpt-4.1", **request)[
-            "estimated_cost_usd"
-        ]
+        expected = estimate_screening(
+            model="gpt-5.4-nano",
+            clustering_model="gpt-4.1",
+            assignment_model="gpt-5.4-nano",  # the labelling model, as by default
+            **request,
+        )["estimated_cost_usd"]
         assert after["estimated_cost_usd"] == pytest.approx(expected)
         assert after["estimated_cost_usd"] > before["estimated_cost_usd"]
         # a budget that covered the old model does not cover the one that will run
@@ -119,6 +122,7 @@ def test_estimate_and_cost_ceiling_price_the_successor(
         small_before = estimate_screening(
             model="gpt-5-nano",
             clustering_model="gpt-4.1",
+            assignment_model="gpt-5-nano",
             papers_count=3,
             repetitions=5,
             criteria_count=3,

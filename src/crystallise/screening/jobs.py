@@ -15,7 +15,10 @@ def make_screening_job(services: Services) -> JobFunction:
         job = ctx.row
         assert job is not None
         spec = load_spec(ScreeningJobSpec, job.model, job.config)
-        spec = await current_models(ctx, services.settings, spec, ("model", "clustering_model"))
+        fields: tuple[str, ...] = ("model", "clustering_model")
+        if spec.assignment_model:  # jobs stored before it existed have none
+            fields += ("assignment_model",)
+        spec = await current_models(ctx, services.settings, spec, fields)
         if job.mock:
             return await mock_screen_papers(ctx, spec, services.settings.mock_delay_s)
         return await screen_papers(ctx, spec, services.llm)
