@@ -149,6 +149,7 @@ def _estimate(services: Any, body: Any) -> dict[str, Any]:
     return estimate_screening(
         model=main.model,
         clustering_model=clustering.model,
+        assignment_model=services.settings.assignment_model or main.model,
         papers_count=len(body.papers),
         repetitions=body.repetitions,
         criteria_count=len(normalise_criteria(body.criteria)),
