@@ -11,7 +11,10 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-STRATEGIES = ("json_schema", "json_object", "guided_json", "ollama_format", "tool_call", "prompt")
+# how structured answers are asked for (crystallise.llm.compat.Strategy), or auto
+StructuredOutput = Literal[
+    "auto", "json_schema", "json_object", "guided_json", "ollama_format", "tool_call", "prompt"
+]
 
 
 class ModelOverride(BaseModel):
@@ -25,18 +28,7 @@ class ModelOverride(BaseModel):
     supports_n: bool | None = None
     supports_logprobs: bool | None = None
     supports_tools: bool | None = None
-    structured_output: (
-        Literal[
-            "auto",
-            "json_schema",
-            "json_object",
-            "guided_json",
-            "ollama_format",
-            "tool_call",
-            "prompt",
-        ]
-        | None
-    ) = None
+    structured_output: StructuredOutput | None = None
 
 
 class Settings(BaseSettings):
@@ -120,9 +112,8 @@ class Settings(BaseSettings):
         "CRYSTALLISE_OPENAI_BASE_URL points at a server other than OpenAI's (local servers, "
         "gateways, Azure deployments), refused against OpenAI.",
     )
-    structured_output: str = Field(
+    structured_output: StructuredOutput = Field(
         "auto",
-        pattern="^(auto|json_schema|json_object|guided_json|ollama_format|tool_call|prompt)$",
         description="How structured answers are asked for: json_schema (OpenAI strict), "
         "json_object (with the schema, llama.cpp), guided_json (vLLM), ollama_format "
         "(Ollama's format), tool_call (a forced function call), prompt (JSON asked for in "

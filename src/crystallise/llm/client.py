@@ -30,6 +30,7 @@ from crystallise.config.model_capabilities import (
 from crystallise.config.settings import Settings
 from crystallise.llm.compat import (
     FIX,
+    STRATEGY_FEATURES,
     CallIntent,
     Profile,
     Strategy,
@@ -38,7 +39,6 @@ from crystallise.llm.compat import (
     is_request_rejection,
     provider_text,
     rejected_feature,
-    schema_of,
 )
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
@@ -111,8 +111,8 @@ def rejection_error(base_url: str, model: str, feature: str, text: str) -> LLMEr
     job-wide, naming the feature and the setting that fixes it."""
     fix = (
         FIX
-        if feature in ("response_format", "guided_json", "format", "tools", "tool_choice")
-        else ("drop it for this model in CRYSTALLISE_MODEL_OVERRIDES or use another model")
+        if feature in STRATEGY_FEATURES
+        else "drop it for this model in CRYSTALLISE_MODEL_OVERRIDES or use another model"
     )
     return LLMError(
         f"The model server at {base_url} does not accept '{feature}' for model '{model}' "
@@ -273,7 +273,7 @@ class LLMClient:
         """One chat completion with pre-flight, pacing, retries and schema validation, in
         the dialect the endpoint and model were found to speak (``compat.Profile``)."""
         key = self.resolve_key(api_key, request_key)
-        schema = schema_of(output_schema, json_schema)
+        schema = strict_schema(output_schema) if output_schema is not None else json_schema
         est_input = count_message_tokens(messages)
         if output_schema is not None:
             est_input += _schema_tokens(output_schema)

@@ -21,7 +21,6 @@ from enum import StrEnum
 from typing import Any
 
 import openai
-from pydantic import BaseModel
 
 
 class Strategy(StrEnum):
@@ -130,7 +129,7 @@ class Profile:
 
     def adapt(self, feature: str, body: dict[str, Any]) -> bool:
         """Move past a rejected ``feature``; False when nothing is left to try."""
-        if feature in _STRATEGY_FEATURES and self._strategy_sent(feature, body):
+        if feature in STRATEGY_FEATURES and self._strategy_sent(feature):
             return self._next_strategy(feature)
         original = next((k for k, v in self.renamed.items() if v == feature), feature)
         if original in RENAMED and original not in self.renamed:
@@ -145,10 +144,10 @@ class Profile:
             return True
         return False
 
-    def _strategy_sent(self, feature: str, body: dict[str, Any]) -> bool:
-        if feature in ("tools", "tool_choice"):
-            return self.strategy is Strategy.TOOL_CALL
-        return feature in body or feature == "response_format"
+    def _strategy_sent(self, feature: str) -> bool:
+        """Whether the refused ``feature`` came from the strategy (tools may be the
+        caller's own)."""
+        return feature not in ("tools", "tool_choice") or self.strategy is Strategy.TOOL_CALL
 
     def _next_strategy(self, feature: str) -> bool:
         if self.pinned:
@@ -163,7 +162,8 @@ class Profile:
         return True
 
 
-_STRATEGY_FEATURES = frozenset({"response_format", "guided_json", "format", "tools", "tool_choice"})
+# parameters a structured-output strategy sends: refusing one moves the strategy on
+STRATEGY_FEATURES = frozenset({"response_format", "guided_json", "format", "tools", "tool_choice"})
 
 
 def _instruct(messages: list[dict[str, Any]], text: str) -> None:
@@ -252,11 +252,3 @@ def initial_strategy(configured: str) -> tuple[Strategy, bool]:
     if configured == "auto":
         return Strategy.JSON_SCHEMA, False
     return Strategy(configured), True
-
-
-def schema_of(model: type[BaseModel] | None, raw: dict[str, Any] | None) -> dict[str, Any] | None:
-    if model is not None:
-        from crystallise.llm.client import strict_schema
-
-        return strict_schema(model)
-    return raw
