@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -69,6 +70,13 @@ class FakeConfig:
     dialect: str = "openai"
     reject_params: list[str] = field(default_factory=list)  # refused by name, any dialect
     reject_tools: bool = False  # "this model does not support tools"
+    # hidden reasoning tokens billed per answer of a call that carries reasoning_effort
+    reasoning_tokens: int = 0
+    # words in a generated string field named "reasoning" (a model's explanation)
+    reasoning_words: tuple[int, int] = (3, 8)
+    # Batch API: seconds from creation until a batch completes; fail_match also fails the
+    # batch lines whose text contains it (a partial failure inside a batch)
+    batch_delay_s: float = 0.0
 
 
 @dataclass
@@ -264,7 +272,8 @@ class FakeState:
         self.max_prompt_tokens = 0
         self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
         self.buckets: dict[tuple[str, str], Bucket | Window] = {}
-        self.seen_prefixes: set[str] = set()
+        # prompt prefix digest -> when it entered the cache (when its first call completed)
+        self.seen_prefixes: dict[str, float] = {}
         self.files: dict[str, dict[str, Any]] = {}
         self.vector_stores: dict[str, dict[str, Any]] = {}
         self.chat_count = 0
@@ -291,8 +300,11 @@ class FakeState:
 
 # ---- schema-driven value generation ------------------------------------------------
 class Generator:
-    def __init__(self, seed: str, source_text: str) -> None:
+    def __init__(
+        self, seed: str, source_text: str, reasoning_words: tuple[int, int] = (3, 8)
+    ) -> None:
         self.rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
+        self.reasoning_words = reasoning_words
         self.words = _WORD.findall(source_text)[-400:] or [
             "lorem",
             "ipsum",
@@ -303,6 +315,8 @@ class Generator:
 
     def phrase(self, lo: int = 3, hi: int = 8) -> str:
         k = self.rng.randint(lo, hi)
+        if k > len(self.words):  # a long text from a short source: words drawn again
+            return " ".join(self.rng.choice(self.words) for _ in range(k))
         start = self.rng.randrange(max(1, len(self.words) - k))
         return " ".join(self.words[start : start + k])
 
@@ -344,10 +358,45 @@ class Generator:
             return self.rng.random() < 0.5
         if kind == "null":
             return None
+        if name == "reasoning":
+            return self.phrase(*self.reasoning_words)
         return self.phrase()
 
 
 # ---- the app -----------------------------------------------------------------------
+_PIECE = re.compile(r"\d|[A-Za-z_]+|\s+|[^\w\s]+")
+_SCORE_BEFORE = re.compile(r'"score"\s*:\s*$')
+
+
+def _logprobs(content: str, top: int, gen: Generator) -> dict[str, Any]:
+    """Chat-completions ``logprobs`` for an answer: word-ish tokens, certain except a
+    ``"score": N`` digit, where the model's alternatives fall off around the score it wrote
+    (a sampled sharpness, so some papers are confident and some are not)."""
+    tokens: list[dict[str, Any]] = []
+    text = ""
+    for piece in _PIECE.findall(content):
+        alts = [(piece, 0.0)]
+        if piece in "12345" and _SCORE_BEFORE.search(text):
+            sharpness = gen.rng.uniform(0.8, 3.0)
+            weights = {str(s): math.exp(-sharpness * abs(s - int(piece))) for s in range(1, 6)}
+            total = sum(weights.values())
+            alts = sorted(
+                ((t, math.log(w / total)) for t, w in weights.items()), key=lambda a: -a[1]
+            )
+        tokens.append(
+            {
+                "token": piece,
+                "logprob": dict(alts)[piece],
+                "bytes": list(piece.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alts[:top]
+                ],
+            }
+        )
+        text += piece
+    return {"content": tokens, "refusal": None}
+
+
 def _error(
     status: int,
     message: str,
@@ -576,6 +625,7 @@ class FakeOpenAI:
     # ---- chat completions ----------------------------------------------------------
     async def chat(self, request: Request) -> Response:
         state, cfg = self.state, self.state.config
+        arrived = time.monotonic()
         body = await request.json()
         model = body.get("model", "")
         messages = body.get("messages", [])
@@ -641,7 +691,8 @@ class FakeOpenAI:
         choices = []
         completion_tokens = 0
         for i in range(n):
-            gen = Generator(f"{text}|{i}|{state.chat_count}", source)  # sampled, like a model
+            # sampled, like a model
+            gen = Generator(f"{text}|{i}|{state.chat_count}", source, cfg.reasoning_words)
             message: dict[str, Any] = {
                 "role": "assistant",
                 "content": None,
@@ -682,15 +733,20 @@ class FakeOpenAI:
                     content, finish = content[: max(1, len(content) // 2)], "length"
                 message["content"] = content
                 completion_tokens += self._tokens(content)
+            logprobs = None
+            if body.get("logprobs") and isinstance(message.get("content"), str):
+                logprobs = _logprobs(message["content"], int(body.get("top_logprobs") or 0), gen)
             choices.append(
                 {
                     "index": i,
                     "message": message,
                     "finish_reason": finish,
-                    "logprobs": None,
+                    "logprobs": logprobs,
                 }
             )
-        cached = self._cached(messages, prompt_tokens)
+        reasoning = cfg.reasoning_tokens * n if body.get("reasoning_effort") else 0
+        completion_tokens += reasoning
+        cached = self._cached(messages, prompt_tokens, arrived)
         state.prompt_tokens += prompt_tokens
         state.completion_tokens += completion_tokens
         state.cached_tokens += cached
@@ -722,6 +778,7 @@ class FakeOpenAI:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": cached},
+                "completion_tokens_details": {"reasoning_tokens": reasoning},
             },
         }
         return JSONResponse(
@@ -798,17 +855,21 @@ class FakeOpenAI:
             return json.dumps({"answer": gen.phrase()})
         return gen.phrase(8, 30)
 
-    def _cached(self, messages: list[dict[str, Any]], prompt_tokens: int) -> int:
-        """Simulated prompt caching: a repeated system prefix ≥1024 tokens, in 128-token steps."""
+    def _cached(self, messages: list[dict[str, Any]], prompt_tokens: int, arrived: float) -> int:
+        """Simulated prompt caching: the longest prefix of whole messages (≥1024 tokens, in
+        128-token steps) that a call completed before this one arrived; concurrent first
+        calls of a prefix all miss, as they do on OpenAI."""
         if not messages or prompt_tokens < 1024:
             return 0
-        prefix = _text_of(messages[:1])
-        prefix_tokens = self._tokens(prefix)
-        digest = hashlib.sha256(prefix.encode()).hexdigest()
-        if digest in self.state.seen_prefixes and prefix_tokens >= 1024:
-            return min(prompt_tokens, prefix_tokens // 128 * 128)
-        self.state.seen_prefixes.add(digest)
-        return 0
+        best, now = 0, time.monotonic()
+        for k in range(1, len(messages) + 1):
+            prefix = _text_of(messages[:k])
+            digest = hashlib.sha256(prefix.encode()).hexdigest()
+            ready = self.state.seen_prefixes.setdefault(digest, now)
+            tokens = self._tokens(prefix)
+            if ready <= arrived and tokens >= 1024:
+                best = max(best, min(prompt_tokens, tokens // 128 * 128))
+        return best
 
     @staticmethod
     def _pick_tool(tools: list[dict[str, Any]], choice: Any) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class ScreeningJobSpec(JobSpec):
     clusters_type: Literal["include", "exclude"] | None = None
     label_system: str | None = None  # admin override of the labelling rubric (config API)
     temperature: float | None = None  # from the service config; default sampling when None
+    scoring: Literal["samples", "distribution"] = "samples"  # screening/scoring.py
 
 
 class IndexerJobSpec(JobSpec):

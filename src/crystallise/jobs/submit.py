@@ -18,7 +18,12 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from crystallise.batch.resume import key_source
-from crystallise.config.model_capabilities import ModelChoice, capabilities_for, choose_model
+from crystallise.config.model_capabilities import (
+    ModelChoice,
+    capabilities_for,
+    choose_model,
+    table_entry,
+)
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
@@ -74,6 +79,19 @@ def check_job_size(services: Services, field: str, count: int) -> None:
     check_record_count(services.settings, field, count, noun=field, hint="; split the job.")
 
 
+def check_scoring(settings: Settings, model: str, scoring: str) -> str:
+    """400 when distribution scoring is asked of a model known to return no log-probabilities
+    (a model outside the table may: it is tried, and papers fall back to samples)."""
+    caps = capabilities_for(settings, model)
+    if scoring == "distribution" and not caps.supports_logprobs and table_entry(model):
+        raise BadInput(
+            f"scoring: 'distribution' reads token log-probabilities, which '{model}' does not "
+            "return; use 'samples', or a model that returns them (the gpt-4.1 family, most "
+            "local servers; CRYSTALLISE_MODEL_OVERRIDES can declare supports_logprobs)"
+        )
+    return scoring
+
+
 def screening_spec(services: Services, body: ScreeningRequest) -> tuple[ScreeningJobSpec, float]:
     """The job spec the request stands for and its estimated cost (400 over the ceiling)."""
     check_job_size(services, "papers", len(body.papers))
@@ -91,6 +109,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
             estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
         ),
         capabilities=capabilities_for(services.settings, main.model),
+        scoring=check_scoring(services.settings, main.model, body.scoring),
     )
     cost = float(estimate["estimated_cost_usd"])
     _check_ceiling(cost, body.max_estimated_cost_usd)
@@ -111,6 +130,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         label_system=label_system,
         temperature=config.temperature,
         prompt_versions=versions,
+        scoring=body.scoring,
     )
     return spec, cost
 

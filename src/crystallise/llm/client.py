@@ -60,6 +60,8 @@ class ChoiceResult:
     refusal: str | None = None
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     finish_reason: str | None = None
+    # per-token log-probabilities (the completion's ``logprobs.content``) when asked for
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -267,6 +269,7 @@ class LLMClient:
         n: int = 1,
         reasoning_effort: str | None = None,
         prompt_cache_key: str | None = None,
+        top_logprobs: int | None = None,
         api_key: str | None = None,
         request_key: str | None = None,
     ) -> ChatResult:
@@ -308,6 +311,7 @@ class LLMClient:
                 max_output_tokens,
                 reasoning_effort,
                 prompt_cache_key,
+                top_logprobs,
             ),
         )
         est_tokens = est_input + (max_output_tokens or 512) * n
@@ -573,8 +577,10 @@ def _sampling(
     max_output_tokens: int | None,
     reasoning_effort: str | None,
     prompt_cache_key: str | None,
+    top_logprobs: int | None = None,
 ) -> dict[str, Any]:
-    """``n``, temperature, the output cap, effort and cache key, as the model takes them."""
+    """``n``, temperature, the output cap, effort, cache key and token log-probabilities,
+    as the model takes them."""
     out: dict[str, Any] = {}
     if n > 1:
         out["n"] = n
@@ -586,6 +592,9 @@ def _sampling(
         out["reasoning_effort"] = reasoning_effort
     if prompt_cache_key:
         out["prompt_cache_key"] = prompt_cache_key
+    if top_logprobs:
+        out["logprobs"] = True
+        out["top_logprobs"] = top_logprobs
     return out
 
 
@@ -705,7 +714,18 @@ def _to_result(
                 calls, content = [], text
         elif tool_failures:
             failures.append((tool_failures[0], None))
-        choices.append(ChoiceResult(content, parsed, refusal, calls, finish))
+        logprobs = choice.get("logprobs")
+        tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+        choices.append(
+            ChoiceResult(
+                content,
+                parsed,
+                refusal,
+                calls,
+                finish,
+                tokens if isinstance(tokens, list) else None,
+            )
+        )
     if not choices and failures:
         raise _SchemaMismatch(*failures[0])
     if choices and all(c.refusal for c in choices):

@@ -20,6 +20,8 @@ ASSIGN_BATCH = 25
 ASSIGN_TOKENS_PER_PAPER = 140
 ASSIGN_OUTPUT_PER_PAPER = 14
 THEME_OVERHEAD_TOKENS = 30_000  # theme generation + merge, independent of job size
+PAPER_WRAPPER_TOKENS = 16  # the <paper> tags and field names around title and abstract
+BATCH_DISCOUNT = 0.5  # Batch API: half the price of every token (cached input included)
 # OpenAI caches a prompt prefix of at least 1,024 tokens, in 128-token steps; every call of a
 # job shares its system prompt (instructions + criteria), sent with one prompt_cache_key
 CACHE_MIN_TOKENS = 1_024
@@ -61,20 +63,26 @@ def estimate_screening(
     paper_tokens_total: int | None = None,
     capabilities: ModelCapabilities | None = None,
     assignment_model: str | None = None,
+    scoring: str = "samples",
+    batch: bool = False,
 ) -> dict[str, Any]:
     """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
-    the shared prompt prefix priced at the cached rate after each stage's first call."""
+    the shared prompt prefix priced at the cached rate after each stage's first call, and a
+    paper's own prompt cached for its repetitions after the first (the pipeline sends that
+    one first). ``scoring="distribution"``: one labelling answer per paper; ``batch``:
+    labelling and reasoning at Batch API prices."""
     caps = capabilities or get_capabilities(model)
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
     papers = (
         paper_tokens_total if paper_tokens_total is not None else papers_count * AVG_PAPER_TOKENS
     )
-    calls = label_calls_per_paper(caps, repetitions)
+    answers = 1 if scoring == "distribution" else repetitions
+    calls = label_calls_per_paper(caps, answers)
     per_answer_extra = REASONING_MODEL_ALLOWANCE if caps.reasoning_efforts else 0
 
-    label_in = calls * (papers_count * (label_static + context) + papers)
-    label_out = papers_count * repetitions * (LABEL_OUTPUT_TOKENS + per_answer_extra)
+    label_in = calls * (papers_count * (label_static + context + PAPER_WRAPPER_TOKENS) + papers)
+    label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
     reason_in = papers_count * (reason_static + context + 20) + papers
     reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
     batches = -(-papers_count // ASSIGN_BATCH)
@@ -82,16 +90,22 @@ def estimate_screening(
         clustering_model, assignment_model or clustering_model, papers_count, batches
     )
 
-    label_cached = max(calls * papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
+    label_cached = max(papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
+    if calls > 1:  # repetitions 2..n of a paper: its whole prompt is in the cache
+        whole = label_static + context + PAPER_WRAPPER_TOKENS + papers // max(papers_count, 1)
+        label_cached += papers_count * (calls - 1) * cached_prefix_tokens(whole)
     reason_cached = max(papers_count - 1, 0) * cached_prefix_tokens(reason_static + context)
     main_in, main_out = label_in + reason_in, label_out + reason_out
-    cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached) + cluster_cost
+    main_cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached)
+    cost = main_cost * (BATCH_DISCOUNT if batch else 1.0) + cluster_cost
     return {
         "estimated_input_tokens": int(main_in + cluster_in),
         "estimated_cached_input_tokens": int(label_cached + reason_cached),
         "estimated_output_tokens": int(main_out + cluster_out),
         "cost_per_paper_usd": round(cost / max(papers_count, 1), 8),
-        "assumptions": _assumptions(caps, calls, per_answer_extra, label_cached > 0),
+        "assumptions": _assumptions(
+            caps, calls, per_answer_extra, label_cached > 0, scoring, batch
+        ),
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
@@ -120,16 +134,28 @@ def _is_reasoning(model: str) -> bool:
 
 
 def _assumptions(
-    caps: ModelCapabilities, calls: int, reasoning_extra: int, cached: bool
+    caps: ModelCapabilities,
+    calls: int,
+    reasoning_extra: int,
+    cached: bool,
+    scoring: str = "samples",
+    batch: bool = False,
 ) -> list[str]:
+    if scoring == "distribution":
+        how = " (one answer read as a score distribution from its log-probabilities)"
+    else:
+        how = " (one call with n answers)" if calls == 1 else " (one per repetition)"
     said = [
-        f"{calls} labelling call(s) per paper"
-        + (" (one call with n answers)" if calls == 1 else " (one per repetition)"),
+        f"{calls} labelling call(s) per paper" + how,
         "the shared system prompt served from the provider's prompt cache after the first "
-        "call of each stage (cached input at the model's cached rate)"
+        "call of each stage, and a paper's whole prompt for its repetitions after the first "
+        "(cached input at the model's cached rate)"
         if cached
         else "no prompt-cache hits (the shared prefix is under 1,024 tokens)",
-        "standard (not Batch API) prices",
+        "Batch API prices (half) for labelling and reasoning; themes and assignment at "
+        "standard prices"
+        if batch
+        else "standard (not Batch API) prices",
     ]
     if reasoning_extra:
         said.append(f"{reasoning_extra} hidden reasoning tokens per answer at minimal effort")

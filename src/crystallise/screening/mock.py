@@ -12,7 +12,7 @@ from crystallise.batch.runner import JobContext, JobOutcome
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.specs import ScreeningJobSpec
 from crystallise.screening.criteria import Criterion
-from crystallise.screening.pipeline import score_fields
+from crystallise.screening.scoring import score_fields
 
 MOCK_WINDOW = 64  # items in flight: mock items are CPU only, this just bounds the tasks
 

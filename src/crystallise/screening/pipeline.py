@@ -11,7 +11,6 @@ grows with the job (20,000 papers fit in every context window).
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +32,13 @@ from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
 from crystallise.screening.schemas import LabelOutput, has_text
+from crystallise.screening.scoring import (
+    TOP_LOGPROBS,
+    distribution_fields,
+    rating_text,
+    score_distribution,
+    score_fields,
+)
 
 USAGE_SAVE_INTERVAL_S = 2.0
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"
@@ -55,25 +61,6 @@ class _Progress:
 
     def ms(self) -> dict[str, int]:
         return {k: int((v[1] - v[0]) * 1000) for k, v in self.timings.items()}
-
-
-def score_fields(paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
-    """Per-repetition scores, their mean (``final_score``) and flags for human attention."""
-    mean = round(statistics.fmean(scores), 4)
-    fields: dict[str, Any] = {"id": paper["id"]}
-    fields.update({f"score_{i}": s for i, s in enumerate(scores, 1)})
-    flags = [] if has_text(paper.get("abstract")) else ["no_abstract"]
-    if max(scores) - min(scores) >= 2:
-        flags.append("high_disagreement")  # repetitions disagree: route to a human
-    fields.update(
-        scores=scores,
-        mean_score=mean,
-        final_score=mean,
-        max_score=max(scores),
-        score_spread=max(scores) - min(scores),
-        flags=flags,
-    )
-    return fields
 
 
 def _reasoning_model(ids: list[str]) -> type[BaseModel]:
@@ -106,7 +93,10 @@ class ScreeningPipeline(ClusteringStages):
             settings, spec.assignment_model or spec.clustering_model, lowest_effort=True
         )
         caps = capabilities_for(settings, spec.model)
-        self.label_calls = label_calls_per_paper(caps, spec.repetitions)  # 1: one call with n
+        # 1: one call with n, or one call read as a score distribution
+        reps = 1 if spec.scoring == "distribution" else spec.repetitions
+        self.label_calls = label_calls_per_paper(caps, reps)
+        self.distribution_fallbacks = 0  # answers that came back without log-probabilities
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
         self.reasoning_schema = _reasoning_model(self.ids)
@@ -144,8 +134,9 @@ class ScreeningPipeline(ClusteringStages):
             ),
         }
 
-    async def label(self, paper: dict[str, Any]) -> list[int]:
-        """``repetitions`` independent 1-5 scores: one call with n>1 where supported."""
+    async def label(self, paper: dict[str, Any]) -> dict[str, Any]:
+        """The paper's score fields: ``repetitions`` independent 1-5 scores (one call with
+        n>1 where supported), or the score distribution of one answer (``scoring``)."""
         reps = self.spec.repetitions
         messages = [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
         # a score is a few tokens; reasoning models need room for their hidden reasoning
@@ -154,22 +145,33 @@ class ScreeningPipeline(ClusteringStages):
             "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
         }
         scores: list[int] = []
-        if self.label_calls == 1:
+        if self.spec.scoring == "distribution":
+            result = await self._chat(True, messages, top_logprobs=TOP_LOGPROBS, **kw)
+            probs = score_distribution(result.choices[0].logprobs)
+            if probs is not None:
+                return distribution_fields(paper, probs)
+            self.distribution_fallbacks += 1  # no log-probabilities: this paper is sampled
+            scores = [c.parsed.score for c in result.choices[:1] if c.parsed is not None]
+        elif self.label_calls == 1:
             result = await self._chat(True, messages, n=reps, **kw)
             scores = [c.parsed.score for c in result.choices if c.parsed is not None]
+        elif reps > 1:
+            # one answer first: it puts the paper's whole prompt in the provider's prompt
+            # cache, so the other repetitions (sent together) read it at the cached rate
+            first = await self._chat(True, messages, **kw)
+            scores = [first.parsed.score] if first.parsed is not None else []
         while len(scores) < reps:  # no n support, or choices that failed the schema
             missing = reps - len(scores)
             results = await asyncio.gather(
                 *(self._chat(True, messages, **kw) for _ in range(missing))
             )
             scores += [r.parsed.score for r in results if r.parsed is not None]
-        return scores[:reps]
+        return score_fields(paper, scores[:reps])
 
-    async def reason(self, paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
-        rating = ", ".join(map(str, scores)) + f" (mean {statistics.fmean(scores):.2f})"
+    async def reason(self, paper: dict[str, Any], labelled: dict[str, Any]) -> dict[str, Any]:
         messages = [
             {"role": "system", "content": self.reason_system},
-            self._paper_message(paper, scores=rating),
+            self._paper_message(paper, scores=rating_text(labelled)),
         ]
         result = await self._chat(
             True, messages, output_schema=self.reasoning_schema, max_output_tokens=None
@@ -187,7 +189,7 @@ class ScreeningPipeline(ClusteringStages):
         result = dict(item.result or {})
         try:
             if item.status == "pending":
-                result = score_fields(paper, await self.label(paper))
+                result = await self.label(paper)
                 self.writer.put(item.seq, "labelled", dict(result))
                 progress.labelled += 1
                 progress.mark("labelling")
@@ -195,7 +197,7 @@ class ScreeningPipeline(ClusteringStages):
             if self._halted():
                 return
             progress.mark("reasoning")
-            result.update(await self.reason(paper, result["scores"]))
+            result.update(await self.reason(paper, result))
             if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
                 result["verdict"] == "met" and result["mean_score"] <= 2
             ):
@@ -293,8 +295,11 @@ class ScreeningPipeline(ClusteringStages):
             "calls_per_paper": round(summary["calls"] / max(total, 1), 3),
             "tokens_per_paper": round(summary["total_tokens"] / max(total, 1), 1),
             "cost_per_paper_usd": round(summary["estimated_cost_usd"] / max(total, 1), 8),
+            "scoring": self.spec.scoring,
             "tally": self.tally.to_dict(),
         }
+        if self.spec.scoring == "distribution":  # papers sampled: no log-probabilities came
+            usage["distribution_fallbacks"] = self.distribution_fallbacks
         failed = await self.store.items(
             self.ctx.job_id, statuses=["error"], limit=MAX_LISTED_ERRORS
         )

@@ -96,6 +96,9 @@ class ScreeningRequest(BaseModel):
     project_id: ProjectId | None = None
     mock: bool = False
     max_estimated_cost_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
+    # samples: `repetitions` independent scores; distribution: P(score = 1..5) from one
+    # answer's token log-probabilities (models that return them)
+    scoring: Literal["samples", "distribution"] = "samples"
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
@@ -116,6 +119,7 @@ class EstimateRequest(BaseModel):
     model: ModelName | None = None
     repetitions: Repetitions = 5
     criteria_count: int = Field(0, ge=0, le=10_000, strict=True)
+    scoring: Literal["samples", "distribution"] = "samples"
 
 
 class EstimateResponse(BaseModel):

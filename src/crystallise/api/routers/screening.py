@@ -11,7 +11,12 @@ from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.types import INT32_MAX
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
-from crystallise.jobs.submit import model_warnings, screening_models, submit_screening
+from crystallise.jobs.submit import (
+    check_scoring,
+    model_warnings,
+    screening_models,
+    submit_screening,
+)
 from crystallise.screening import schemas as s
 from crystallise.screening.estimate import DISCLAIMER, estimate_screening
 
@@ -112,6 +117,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         repetitions=body.repetitions,
         criteria_count=body.criteria_count,
         capabilities=capabilities_for(services.settings, main.model),
+        scoring=check_scoring(services.settings, main.model, body.scoring),
     )
     return s.EstimateResponse(
         **figures,  # type: ignore[arg-type]
