@@ -275,6 +275,8 @@ class FakeState:
         # prompt prefix digest -> when it entered the cache (when its first call completed)
         self.seen_prefixes: dict[str, float] = {}
         self.files: dict[str, dict[str, Any]] = {}
+        self.file_content: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
         self.vector_stores: dict[str, dict[str, Any]] = {}
         self.chat_count = 0
         # per response-format / tool name: [calls, choices, prompt_tokens, completion_tokens]
@@ -397,6 +399,10 @@ def _logprobs(content: str, top: int, gen: Generator) -> dict[str, Any]:
     return {"content": tokens, "refusal": None}
 
 
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
 def _error(
     status: int,
     message: str,
@@ -440,6 +446,10 @@ class FakeOpenAI:
                 Route("/v1/files", self.files_list, methods=["GET"]),
                 Route("/v1/files/{file_id}", self.files_get, methods=["GET"]),
                 Route("/v1/files/{file_id}", self.files_delete, methods=["DELETE"]),
+                Route("/v1/files/{file_id}/content", self.files_content, methods=["GET"]),
+                Route("/v1/batches", self.batches_create, methods=["POST"]),
+                Route("/v1/batches/{batch_id}", self.batches_get, methods=["GET"]),
+                Route("/v1/batches/{batch_id}/cancel", self.batches_cancel, methods=["POST"]),
                 Route("/v1/vector_stores", self.vs_create, methods=["POST"]),
                 Route("/v1/vector_stores/{vs_id}", self.vs_get, methods=["GET"]),
                 Route("/v1/vector_stores/{vs_id}", self.vs_delete, methods=["DELETE"]),
@@ -685,6 +695,26 @@ class FakeOpenAI:
             state.in_flight -= 1
         if state.epoch != epoch:  # reset while sleeping: a later test's script is not ours
             return _error(STALE, "Stale call from an earlier test.", "stale")
+        payload = self._answer(body, text, prompt_tokens, n, arrived, record)
+        return JSONResponse(
+            payload, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **headers}
+        )
+
+    def _answer(
+        self,
+        body: dict[str, Any],
+        text: str,
+        prompt_tokens: int,
+        n: int,
+        arrived: float,
+        record: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The completion body of an admitted call (the chat route's and a batch line's)."""
+        state, cfg = self.state, self.state.config
+        model = body.get("model", "")
+        messages = body.get("messages", [])
+        rf = body.get("response_format") or {}
+        tools = body.get("tools") or []
         script = self._take_script(text)
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         source = _text_of([last_user]) or text
@@ -781,9 +811,7 @@ class FakeOpenAI:
                 "completion_tokens_details": {"reasoning_tokens": reasoning},
             },
         }
-        return JSONResponse(
-            payload, headers={"x-request-id": f"req_{uuid.uuid4().hex[:16]}", **headers}
-        )
+        return payload
 
     async def azure_chat(self, request: Request) -> Response:
         """Azure OpenAI's route: the deployment in the path, ``api-version`` required, the
@@ -987,6 +1015,7 @@ class FakeOpenAI:
             "status": "processed",
         }
         self.state.files[file_id] = obj
+        self.state.file_content[file_id] = content
         self.state.calls["files"] += 1
         return JSONResponse(obj)
 
@@ -1012,6 +1041,139 @@ class FakeOpenAI:
         if self.state.files.pop(file_id, None) is None:
             return _error(404, "No such File object", "invalid_request_error")
         return JSONResponse({"id": file_id, "object": "file", "deleted": True})
+
+    async def files_content(self, request: Request) -> Response:
+        content = self.state.file_content.get(request.path_params["file_id"])
+        if content is None:
+            return _error(404, "No such File object", "invalid_request_error")
+        return Response(content, media_type="application/octet-stream")
+
+    # ---- Batch API ----------------------------------------------------------------------
+    async def batches_create(self, request: Request) -> Response:
+        """A batch over an uploaded JSONL file; it completes ``batch_delay_s`` after creation
+        (answered when next read), each line answered as the chat route would."""
+        _key, err, _ = await self._gate(request, "batches", 1)
+        if err is not None:
+            return err
+        body = await request.json()
+        file_id = body.get("input_file_id")
+        if file_id not in self.state.file_content:
+            return _error(400, f"Invalid input_file_id: {file_id}", "invalid_request_error")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            return _error(400, "Unsupported endpoint or completion_window", "invalid_request_error")
+        lines = self.state.file_content[file_id].decode().splitlines()
+        now = time.time()
+        batch = {
+            "id": f"batch_{uuid.uuid4().hex[:24]}",
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "input_file_id": file_id,
+            "completion_window": "24h",
+            "status": "in_progress",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": int(now),
+            "in_progress_at": int(now),
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+            "_ready_at": now + self.state.config.batch_delay_s,
+        }
+        self.state.batches[batch["id"]] = batch
+        self.state.calls["batches"] += 1
+        return JSONResponse(_public(batch))
+
+    async def batches_get(self, request: Request) -> Response:
+        batch = self.state.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, "No such Batch object", "invalid_request_error")
+        if batch["status"] == "in_progress" and time.time() >= batch["_ready_at"]:
+            self._run_batch(batch)
+        elif batch["status"] == "cancelling":
+            batch["status"] = "cancelled"
+            batch["cancelled_at"] = int(time.time())
+        return JSONResponse(_public(batch))
+
+    async def batches_cancel(self, request: Request) -> Response:
+        batch = self.state.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, "No such Batch object", "invalid_request_error")
+        if batch["status"] in ("in_progress", "validating"):
+            batch["status"] = "cancelling"
+        self.state.calls["batches_cancel"] += 1
+        return JSONResponse(_public(batch))
+
+    def _run_batch(self, batch: dict[str, Any]) -> None:
+        """Answer every line; lines whose text contains ``fail_match`` (or a dialect refuses)
+        fail inside the batch, the rest land in the output file."""
+        cfg = self.state.config
+        outputs: list[str] = []
+        errors: list[str] = []
+        for raw in self.state.file_content[batch["input_file_id"]].decode().splitlines():
+            line = json.loads(raw)
+            body = line["body"]
+            messages = body.get("messages", [])
+            text = _text_of(messages)
+            rf = body.get("response_format") or {}
+            tools = body.get("tools") or []
+            prompt_tokens = self._tokens(text + json.dumps(rf) + json.dumps(tools))
+            record = self._record("batch_line", "", body, prompt_tokens)
+            refusal = self._refusal(body, rf, tools)
+            failed: dict[str, Any] | None = None
+            if refusal is not None:
+                failed = {"status_code": 400, "body": json.loads(refusal.body)}
+            elif cfg.fail_match and cfg.fail_match in text:
+                failed = {
+                    "status_code": cfg.fail_match_status,
+                    "body": {
+                        "error": {"message": "Rejected (injected for this text).", "type": "x"}
+                    },
+                }
+            if failed is not None:
+                errors.append(
+                    json.dumps(
+                        {
+                            "id": f"batch_req_{uuid.uuid4().hex[:12]}",
+                            "custom_id": line["custom_id"],
+                            "response": {**failed, "request_id": "req_x"},
+                            "error": None,
+                        }
+                    )
+                )
+                continue
+            n = 1 if self.dialect.ignores_n else int(body.get("n") or 1)
+            payload = self._answer(body, text, prompt_tokens, n, time.monotonic(), record)
+            outputs.append(
+                json.dumps(
+                    {
+                        "id": f"batch_req_{uuid.uuid4().hex[:12]}",
+                        "custom_id": line["custom_id"],
+                        "response": {"status_code": 200, "request_id": "req_x", "body": payload},
+                        "error": None,
+                    }
+                )
+            )
+        for key, lines in (("output_file_id", outputs), ("error_file_id", errors)):
+            if lines:
+                file_id = f"file-{uuid.uuid4().hex[:24]}"
+                content = ("\n".join(lines) + "\n").encode()
+                self.state.file_content[file_id] = content
+                self.state.files[file_id] = {
+                    "id": file_id,
+                    "object": "file",
+                    "bytes": len(content),
+                    "created_at": int(time.time()),
+                    "filename": f"{batch['id']}_{key}.jsonl",
+                    "purpose": "batch_output",
+                    "status": "processed",
+                }
+                batch[key] = file_id
+        batch["request_counts"] = {
+            "total": len(outputs) + len(errors),
+            "completed": len(outputs),
+            "failed": len(errors),
+        }
+        batch["status"] = "completed"
+        batch["completed_at"] = int(time.time())
 
     async def vs_create(self, request: Request) -> Response:
         _key, err, _ = await self._gate(request, "vector_stores", 1)

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "stop; false: a fixed max_concurrent_requests.",
     )
     max_adaptive_concurrency: int = Field(256, ge=1, description="Ceiling for adaptive mode.")
+    batch_poll_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description='How often a job submitted with "batch": true asks the provider whether '
+        "its Batch API batch has finished.",
+    )
     retry_delays: list[float] = Field(
         [2.0, 8.0, 30.0], description="Async retry backoff in seconds (one per retry)."
     )

@@ -38,6 +38,9 @@ class _JobColumns:
     key_source: Mapped[str] = mapped_column(String(16), default="server")
     # A per-request key, Fernet-encrypted with CRYSTALLISE_SECRET_KEY, erased when the job ends.
     encrypted_openai_key: Mapped[str | None] = mapped_column(Text)
+    # Batch API batches of a job run with "batch": true (ids, stage, state), kept so a
+    # restarted job polls the batches it started instead of paying for them twice
+    provider_batches: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

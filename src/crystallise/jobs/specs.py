@@ -68,6 +68,7 @@ class ScreeningJobSpec(JobSpec):
     label_system: str | None = None  # admin override of the labelling rubric (config API)
     temperature: float | None = None  # from the service config; default sampling when None
     scoring: Literal["samples", "distribution"] = "samples"  # screening/scoring.py
+    batch: bool = False  # labelling and reasoning through the Batch API (provider_batch.py)
 
 
 class IndexerJobSpec(JobSpec):

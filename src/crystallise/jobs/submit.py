@@ -110,6 +110,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         ),
         capabilities=capabilities_for(services.settings, main.model),
         scoring=check_scoring(services.settings, main.model, body.scoring),
+        batch=body.batch,
     )
     cost = float(estimate["estimated_cost_usd"])
     _check_ceiling(cost, body.max_estimated_cost_usd)
@@ -131,6 +132,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         temperature=config.temperature,
         prompt_versions=versions,
         scoring=body.scoring,
+        batch=body.batch,
     )
     return spec, cost
 

@@ -88,6 +88,16 @@ class ChatResult:
         return calls[0][1] if calls else None
 
 
+@dataclass(frozen=True)
+class PreparedCall:
+    """A checked call: what to ask (intent), of which model (caps), its token estimate."""
+
+    intent: CallIntent
+    caps: ModelCapabilities
+    est_tokens: int
+    output_schema: type[BaseModel] | None
+
+
 class _SchemaMismatch(Exception):
     def __init__(self, message: str, answer: str | None = None) -> None:
         super().__init__(message)
@@ -276,6 +286,40 @@ class LLMClient:
         """One chat completion with pre-flight, pacing, retries and schema validation, in
         the dialect the endpoint and model were found to speak (``compat.Profile``)."""
         key = self.resolve_key(api_key, request_key)
+        call = self.prepare(
+            messages,
+            model=model,
+            output_schema=output_schema,
+            json_schema=json_schema,
+            tools=tools,
+            tool_choice=tool_choice,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+            n=n,
+            reasoning_effort=reasoning_effort,
+            prompt_cache_key=prompt_cache_key,
+            top_logprobs=top_logprobs,
+        )
+        return await self._complete(key, call.intent, call.est_tokens, output_schema, n, call.caps)
+
+    def prepare(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str,
+        output_schema: type[BaseModel] | None = None,
+        json_schema: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        temperature: float | None = None,
+        max_output_tokens: int | None = None,
+        n: int = 1,
+        reasoning_effort: str | None = None,
+        prompt_cache_key: str | None = None,
+        top_logprobs: int | None = None,
+    ) -> PreparedCall:
+        """A call checked against the model's limits (pre-flight) and shaped as an intent;
+        ``body`` is it as this endpoint takes it (for the Batch API's request lines)."""
         schema = strict_schema(output_schema) if output_schema is not None else json_schema
         est_input = count_message_tokens(messages)
         if output_schema is not None:
@@ -315,7 +359,28 @@ class LLMClient:
             ),
         )
         est_tokens = est_input + (max_output_tokens or 512) * n
-        return await self._complete(key, intent, est_tokens, output_schema, n, caps)
+        return PreparedCall(intent, caps, est_tokens, output_schema)
+
+    def request_body(self, call: PreparedCall) -> dict[str, Any]:
+        """The JSON body this endpoint takes for ``call``, in the dialect learned so far."""
+        return self.profile(call.intent.model, call.caps).body(call.intent, [])
+
+    def read_completion(self, call: PreparedCall, completion: dict[str, Any]) -> ChatResult:
+        """A completion body (e.g. one line of a Batch API output file) read as ``call``
+        asked; an answer that fails its schema raises an item-level LLMError."""
+        profile = self.profile(call.intent.model, call.caps)
+        strategy = profile.strategy if call.intent.schema is not None else None
+        if not isinstance(completion.get("choices"), list):
+            raise LLMError("provider answer has no choices", ErrorCategory.TRANSIENT, item=True)
+        try:
+            return _to_result(completion, call.output_schema, call.intent, strategy, None)
+        except _SchemaMismatch as exc:
+            raise LLMError(
+                f"Model answer did not match the schema: {exc}",
+                ErrorCategory.VALIDATION,
+                item=True,
+                bad_answer=True,
+            ) from exc
 
     async def _complete(
         self,

@@ -18,8 +18,17 @@ DEFAULT_PRICING_PER_1M: dict[str, dict[str, float]] = {
 _ZERO = {"input": 0.0, "cached_input": 0.0, "output": 0.0}
 
 
+# usage tallied as "<model>@batch" ran through the Batch API: every token at half price
+BATCH_SUFFIX = "@batch"
+BATCH_PRICE_FACTOR = 0.5
+
+
 def pricing_for(model: str) -> dict[str, float]:
-    """Price row for ``model``; dated snapshots (``gpt-4.1-2025-04-14``) use their base row."""
+    """Price row for ``model``; dated snapshots (``gpt-4.1-2025-04-14``) use their base row,
+    ``<model>@batch`` the Batch API's (half of every rate)."""
+    if model.endswith(BATCH_SUFFIX):
+        row = pricing_for(model.removesuffix(BATCH_SUFFIX))
+        return {k: v * BATCH_PRICE_FACTOR for k, v in row.items()}
     if model in DEFAULT_PRICING_PER_1M:
         return DEFAULT_PRICING_PER_1M[model]
     for name in sorted(DEFAULT_PRICING_PER_1M, key=len, reverse=True):

@@ -31,11 +31,13 @@ from crystallise.prompts import screening as prompts
 from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
+from crystallise.screening.provider_batch import ProviderBatches
 from crystallise.screening.schemas import LabelOutput, has_text
 from crystallise.screening.scoring import (
     TOP_LOGPROBS,
     distribution_fields,
     rating_text,
+    reasoned,
     score_distribution,
     score_fields,
 )
@@ -134,16 +136,22 @@ class ScreeningPipeline(ClusteringStages):
             ),
         }
 
+    def label_messages(self, paper: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
+
+    def label_kw(self) -> dict[str, Any]:
+        # a score is a few tokens; reasoning models need room for their hidden reasoning
+        return {
+            "output_schema": LabelOutput,
+            "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
+        }
+
     async def label(self, paper: dict[str, Any]) -> dict[str, Any]:
         """The paper's score fields: ``repetitions`` independent 1-5 scores (one call with
         n>1 where supported), or the score distribution of one answer (``scoring``)."""
         reps = self.spec.repetitions
-        messages = [{"role": "system", "content": self.label_system}, self._paper_message(paper)]
-        # a score is a few tokens; reasoning models need room for their hidden reasoning
-        kw: dict[str, Any] = {
-            "output_schema": LabelOutput,
-            "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
-        }
+        messages = self.label_messages(paper)
+        kw = self.label_kw()
         scores: list[int] = []
         if self.spec.scoring == "distribution":
             result = await self._chat(True, messages, top_logprobs=TOP_LOGPROBS, **kw)
@@ -168,20 +176,22 @@ class ScreeningPipeline(ClusteringStages):
             scores += [r.parsed.score for r in results if r.parsed is not None]
         return score_fields(paper, scores[:reps])
 
-    async def reason(self, paper: dict[str, Any], labelled: dict[str, Any]) -> dict[str, Any]:
-        messages = [
+    def reason_messages(
+        self, paper: dict[str, Any], labelled: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return [
             {"role": "system", "content": self.reason_system},
             self._paper_message(paper, scores=rating_text(labelled)),
         ]
+
+    async def reason(self, paper: dict[str, Any], labelled: dict[str, Any]) -> dict[str, Any]:
         result = await self._chat(
-            True, messages, output_schema=self.reasoning_schema, max_output_tokens=None
+            True,
+            self.reason_messages(paper, labelled),
+            output_schema=self.reasoning_schema,
+            max_output_tokens=None,
         )
-        parsed = result.parsed
-        return {
-            "reasoning": parsed.reasoning,
-            "verdict": parsed.verdict,
-            "decisive_criteria": [c for c in parsed.decisive_criteria if c != "none"],
-        }
+        return reasoned(labelled, result.parsed)
 
     # ---- stage 1+2: per-paper labelling and reasoning ---------------------------------
     async def _paper(self, item: ItemRow, progress: _Progress) -> None:
@@ -197,11 +207,7 @@ class ScreeningPipeline(ClusteringStages):
             if self._halted():
                 return
             progress.mark("reasoning")
-            result.update(await self.reason(paper, result))
-            if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
-                result["verdict"] == "met" and result["mean_score"] <= 2
-            ):
-                result["flags"] = [*result.get("flags", []), "verdict_score_conflict"]
+            result = await self.reason(paper, result)
             self.writer.put(item.seq, "reasoned", result)
             progress.reasoned += 1
             progress.mark("reasoning")
@@ -268,13 +274,16 @@ class ScreeningPipeline(ClusteringStages):
         progress = await self._progress()
         started = time.monotonic()
         try:
-            await map_items(
-                self.ctx,
-                lambda item: self._paper(item, progress),
-                statuses=["pending", "labelled"],
-                window=self._window(),
-                stop=lambda: self.failure is not None,
-            )
+            if self.spec.batch:  # stages 1-2 through the provider's Batch API
+                await ProviderBatches(self).run(progress)
+            else:
+                await map_items(
+                    self.ctx,
+                    lambda item: self._paper(item, progress),
+                    statuses=["pending", "labelled"],
+                    window=self._window(),
+                    stop=lambda: self.failure is not None,
+                )
             await self._raise_if_stopped()
             clusters = await self._cluster_and_assign(progress)
             await self._raise_if_stopped()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from crystallise.common.types import ModelName, ProjectId, Repetitions
 from crystallise.records.formats import year_of
@@ -99,6 +99,9 @@ class ScreeningRequest(BaseModel):
     # samples: `repetitions` independent scores; distribution: P(score = 1..5) from one
     # answer's token log-probabilities (models that return them)
     scoring: Literal["samples", "distribution"] = "samples"
+    # labelling and reasoning through the provider's Batch API: half the price, finished
+    # within 24 hours (the job stays running meanwhile)
+    batch: StrictBool = False
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
@@ -120,6 +123,7 @@ class EstimateRequest(BaseModel):
     repetitions: Repetitions = 5
     criteria_count: int = Field(0, ge=0, le=10_000, strict=True)
     scoring: Literal["samples", "distribution"] = "samples"
+    batch: StrictBool = False
 
 
 class EstimateResponse(BaseModel):
@@ -168,6 +172,8 @@ class ScreeningJobResponse(BaseModel):
     papers_count: int | None = None
     project_id: int | None = None
     usage: dict[str, Any] | None = None
+    # "batch": true jobs: the provider's batches (id, stage, status, request counts)
+    provider_batches: list[dict[str, Any]] | None = None
     created_at: str | None = None
     completed_at: str | None = None
 

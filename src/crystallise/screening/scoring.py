@@ -117,3 +117,19 @@ def rating_text(result: dict[str, Any]) -> str:
         return f"P(score = 1..5) = {shown} (expected {result['mean_score']:.2f})"
     scores = result["scores"]
     return ", ".join(map(str, scores)) + f" (mean {statistics.fmean(scores):.2f})"
+
+
+def reasoned(labelled: dict[str, Any], parsed: Any) -> dict[str, Any]:
+    """A labelled result with its reasoning, verdict and decisive criteria; flagged when the
+    verdict contradicts the scores."""
+    result = {
+        **labelled,
+        "reasoning": parsed.reasoning,
+        "verdict": parsed.verdict,
+        "decisive_criteria": [c for c in parsed.decisive_criteria if c != "none"],
+    }
+    if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
+        result["verdict"] == "met" and result["mean_score"] <= 2
+    ):
+        result["flags"] = [*result.get("flags", []), "verdict_score_conflict"]
+    return result

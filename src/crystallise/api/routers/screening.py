@@ -66,6 +66,7 @@ def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobRespons
         papers_count=row.item_count,
         project_id=row.project_id,
         usage={k: v for k, v in (row.usage or {}).items() if k != "tally"} or None,
+        provider_batches=row.provider_batches or None,
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )
@@ -118,6 +119,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         criteria_count=body.criteria_count,
         capabilities=capabilities_for(services.settings, main.model),
         scoring=check_scoring(services.settings, main.model, body.scoring),
+        batch=body.batch,
     )
     return s.EstimateResponse(
         **figures,  # type: ignore[arg-type]
