@@ -157,6 +157,8 @@ def _estimate(services: Any, body: Any) -> dict[str, Any]:
             estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
         ),
         capabilities=capabilities_for(services.settings, main.model),
+        scoring=body.scoring,
+        batch=body.batch,
     )
 
 

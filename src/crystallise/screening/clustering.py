@@ -21,7 +21,7 @@ from crystallise.db.jobs import ItemRow
 from crystallise.llm.errors import LLMError
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as prompts
-from crystallise.screening.estimate import ASSIGN_BATCH
+from crystallise.screening.estimate import ASSIGN_BATCH, THEME_SAMPLE
 from crystallise.screening.schemas import ThemesOutput
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from crystallise.llm.client import ChatResult
     from crystallise.screening.pipeline import _Progress
 
-THEME_SAMPLE = 240  # reasoning texts shown to the theme generator
 CHUNK_TOKENS = 8_000  # per theme-generation request (well inside any context window)
 THEMES_PER_CHUNK = 8
 MAX_THEMES = 10

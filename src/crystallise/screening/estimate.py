@@ -19,7 +19,12 @@ REASON_OUTPUT_TOKENS = 110
 ASSIGN_BATCH = 25
 ASSIGN_TOKENS_PER_PAPER = 140
 ASSIGN_OUTPUT_PER_PAPER = 14
-THEME_OVERHEAD_TOKENS = 30_000  # theme generation + merge, independent of job size
+# theme generation reads a sample of at most THEME_SAMPLE reasoning texts (with the chunk
+# prompts and the merge call: ~160 tokens per text, measured on the fake with 60-90-word
+# reasoning texts), so its cost stops growing with the job at 240 papers
+THEME_SAMPLE = 240  # reasoning texts shown to the theme generator (screening/clustering.py)
+THEME_TOKENS_PER_TEXT = 160
+THEME_OUTPUT_TOKENS = 2_000
 PAPER_WRAPPER_TOKENS = 16  # the <paper> tags and field names around title and abstract
 BATCH_DISCOUNT = 0.5  # Batch API: half the price of every token (cached input included)
 # OpenAI caches a prompt prefix of at least 1,024 tokens, in 128-token steps; every call of a
@@ -119,11 +124,11 @@ def _clustering(
     assign_in = papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
     extra = REASONING_MODEL_ALLOWANCE if _is_reasoning(assignment_model) else 0
     assign_out = papers_count * ASSIGN_OUTPUT_PER_PAPER + batches * extra
-    theme_out = 2_000
-    cost = estimate_cost(clustering_model, THEME_OVERHEAD_TOKENS, theme_out) + estimate_cost(
+    theme_in = THEME_TOKENS_PER_TEXT * min(papers_count, THEME_SAMPLE)
+    cost = estimate_cost(clustering_model, theme_in, THEME_OUTPUT_TOKENS) + estimate_cost(
         assignment_model, assign_in, assign_out
     )
-    return THEME_OVERHEAD_TOKENS + assign_in, theme_out + assign_out, cost
+    return theme_in + assign_in, THEME_OUTPUT_TOKENS + assign_out, cost
 
 
 def _is_reasoning(model: str) -> bool:
