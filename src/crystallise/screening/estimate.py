@@ -84,7 +84,7 @@ def estimate_screening(
     )
     answers = 1 if scoring == "distribution" else repetitions
     calls = label_calls_per_paper(caps, answers)
-    per_answer_extra = REASONING_MODEL_ALLOWANCE if caps.reasoning_efforts else 0
+    per_answer_extra = REASONING_MODEL_ALLOWANCE if _hidden_reasoning(caps) else 0
 
     label_in = calls * (papers_count * (label_static + context + PAPER_WRAPPER_TOKENS) + papers)
     label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
@@ -133,9 +133,16 @@ def _clustering(
 
 def _is_reasoning(model: str) -> bool:
     try:
-        return bool(get_capabilities(model).reasoning_efforts)
+        return _hidden_reasoning(get_capabilities(model))
     except LLMError:  # a local model: no hidden reasoning assumed
         return False
+
+
+def _hidden_reasoning(caps: ModelCapabilities) -> bool:
+    """Whether the model's answers carry hidden reasoning at the effort a job asks for: the
+    lowest it offers (``llm/ask.py``). "minimal" still reasons a little; models whose lowest
+    is "none" (the gpt-5.4 family, their default) do not reason at all."""
+    return bool(caps.reasoning_efforts) and "none" not in caps.reasoning_efforts
 
 
 def _assumptions(
