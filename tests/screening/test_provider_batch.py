@@ -106,6 +106,17 @@ def test_cancel_cancels_the_provider_batch(bclient: TestClient, fake: FakeOpenAI
     assert fake.state.calls["batches_cancel"] == 1
     (batch,) = fake.state.batches.values()
     assert batch["status"] in ("cancelling", "cancelled")
+    # resumed: the cancelled batch is not used again and does not use up a round
+    fake.configure(batch_delay_s=0)
+    assert bclient.post(f"/v1/screening/jobs/{job_id}/retry").status_code == 200
+    body = wait(bclient, job_id)
+    assert body["status"] == "completed", body
+    assert [(b["stage"], b["round"], b["status"]) for b in body["provider_batches"]] == [
+        ("labelling", 1, "cancelled"),
+        ("labelling", 2, "completed"),
+        ("reasoning", 1, "completed"),
+    ]
+    assert all("error" not in r for r in body["results"])
 
 
 def test_a_restarted_service_polls_the_batch_it_started(

@@ -107,6 +107,18 @@ def test_distribution_refused_for_a_model_without_logprobs(client: TestClient) -
     assert bad.status_code in (400, 422) and "scoring" in bad.text
 
 
+def test_null_options_mean_their_defaults(client: TestClient) -> None:
+    response = client.post(
+        "/v1/screening/jobs",
+        json={"papers": papers(1), "scoring": None, "batch": None, "mock": True},
+    )
+    assert response.status_code == 200, response.text
+    estimate = client.post(
+        "/v1/screening/estimate", json={"papers_count": 3, "scoring": None, "batch": None}
+    )
+    assert estimate.status_code == 200, estimate.text
+
+
 def test_estimate_prices_the_scoring_mode(client: TestClient) -> None:
     base = {"papers_count": 1000, "model": "gpt-4.1-mini", "repetitions": 5, "criteria_count": 5}
     samples = client.post("/v1/screening/estimate", json=base).json()

@@ -22,6 +22,7 @@ from crystallise.llm.errors import LLMError
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as prompts
 from crystallise.screening.estimate import ASSIGN_BATCH, THEME_SAMPLE
+from crystallise.screening.estimate import THEME_CHUNK_TOKENS as CHUNK_TOKENS
 from crystallise.screening.schemas import ThemesOutput
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from crystallise.llm.client import ChatResult
     from crystallise.screening.pipeline import _Progress
 
-CHUNK_TOKENS = 8_000  # per theme-generation request (well inside any context window)
 THEMES_PER_CHUNK = 8
 MAX_THEMES = 10
 

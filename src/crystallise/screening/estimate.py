@@ -24,7 +24,9 @@ ASSIGN_OUTPUT_PER_PAPER = 14
 # reasoning texts), so its cost stops growing with the job at 240 papers
 THEME_SAMPLE = 240  # reasoning texts shown to the theme generator (screening/clustering.py)
 THEME_TOKENS_PER_TEXT = 160
-THEME_OUTPUT_TOKENS = 2_000
+THEME_CHUNK_TOKENS = 8_000  # per theme-generation request (screening/clustering.py)
+THEME_OUTPUT_PER_CHUNK = 320  # 8 candidate themes of ~40 tokens
+THEME_MERGE_OUTPUT = 400  # the merged list
 PAPER_WRAPPER_TOKENS = 16  # the <paper> tags and field names around title and abstract
 BATCH_DISCOUNT = 0.5  # Batch API: half the price of every token (cached input included)
 # OpenAI caches a prompt prefix of at least 1,024 tokens, in 128-token steps; every call of a
@@ -125,10 +127,12 @@ def _clustering(
     extra = REASONING_MODEL_ALLOWANCE if _is_reasoning(assignment_model) else 0
     assign_out = papers_count * ASSIGN_OUTPUT_PER_PAPER + batches * extra
     theme_in = THEME_TOKENS_PER_TEXT * min(papers_count, THEME_SAMPLE)
-    cost = estimate_cost(clustering_model, theme_in, THEME_OUTPUT_TOKENS) + estimate_cost(
+    chunks = -(-theme_in // THEME_CHUNK_TOKENS)
+    theme_out = chunks * THEME_OUTPUT_PER_CHUNK + THEME_MERGE_OUTPUT
+    cost = estimate_cost(clustering_model, theme_in, theme_out) + estimate_cost(
         assignment_model, assign_in, assign_out
     )
-    return theme_in + assign_in, THEME_OUTPUT_TOKENS + assign_out, cost
+    return theme_in + assign_in, theme_out + assign_out, cost
 
 
 def _is_reasoning(model: str) -> bool:

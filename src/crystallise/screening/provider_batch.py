@@ -136,11 +136,14 @@ class ProviderBatches:
                 items = await self.ctx.store.all_items(self.ctx.job_id, [status])
                 if not items:
                     return
-                done_rounds = max((b["round"] for b in mine), default=0)
-                if done_rounds >= MAX_ROUNDS:
+                # a batch cancelled with the job (then retried) does not use up a round
+                used = {b["round"] for b in mine if b["status"] != "cancelled"}
+                if len(used) >= MAX_ROUNDS:
                     await self._give_up(stage, items, progress)
                     return
-                open_ = await self._submit(stage, items, done_rounds + 1)
+                open_ = await self._submit(
+                    stage, items, max((b["round"] for b in mine), default=0) + 1
+                )
             await self._wait(stage, open_, progress)
             await self._collect(stage, status, open_, progress)
             if self.p.failure is not None:

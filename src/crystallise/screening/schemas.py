@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from crystallise.common.types import ModelName, ProjectId, Repetitions
 from crystallise.records.formats import year_of
@@ -103,6 +111,11 @@ class ScreeningRequest(BaseModel):
     # within 24 hours (the job stays running meanwhile)
     batch: StrictBool = False
 
+    @field_validator("scoring", "batch", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        return cls.model_fields[info.field_name or ""].default if value is None else value
+
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
         seen: set[str] = set()
@@ -124,6 +137,11 @@ class EstimateRequest(BaseModel):
     criteria_count: int = Field(0, ge=0, le=10_000, strict=True)
     scoring: Literal["samples", "distribution"] = "samples"
     batch: StrictBool = False
+
+    @field_validator("scoring", "batch", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        return cls.model_fields[info.field_name or ""].default if value is None else value
 
 
 class EstimateResponse(BaseModel):
