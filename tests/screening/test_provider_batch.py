@@ -74,6 +74,8 @@ def test_batch_job_runs_labelling_and_reasoning_as_batches(
         "gpt-5-nano@batch", row["input_tokens"], row["output_tokens"]
     ) == pytest.approx(estimate_cost("gpt-5-nano", row["input_tokens"], row["output_tokens"]) / 2)
     assert full > 0 and body["usage"]["cost_per_paper_usd"] > 0
+    methods = bclient.get(f"/v1/screening/jobs/{job_id}/provenance").json()["methods"]
+    assert "through the provider's Batch API" in methods
 
 
 def test_partial_failure_inside_a_batch_is_retried_then_given_up(

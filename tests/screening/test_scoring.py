@@ -77,6 +77,11 @@ def test_distribution_scoring_one_call_per_paper(
     # the reasoning prompt states the distribution it was given
     reasoning = [r for r in fake.requests() if "P(score = 1..5)" in str(r["body"]["messages"])]
     assert len(reasoning) == 12
+    # the methods paragraph says how records were rated
+    provenance = client.get(f"/v1/screening/jobs/{job_id}/provenance").json()
+    assert provenance["parameters"]["scoring"] == "distribution"
+    assert "log-probabilities" in provenance["methods"]
+    assert "5 independent repetitions per record" not in provenance["methods"]
 
 
 def test_distribution_falls_back_to_samples_without_logprobs(

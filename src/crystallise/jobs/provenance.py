@@ -96,6 +96,8 @@ def _parameters(kind: JobKind, config: dict[str, Any]) -> dict[str, Any]:
             "clustering_model",
             "assignment_model",
             "questions",
+            "scoring",
+            "batch",
         )
         if kind == "screening"
         else ("mode", "max_workers")
@@ -103,6 +105,8 @@ def _parameters(kind: JobKind, config: dict[str, Any]) -> dict[str, Any]:
     params = {k: config.get(k) for k in keys}
     if kind == "screening":
         params["criteria_count"] = len(config.get("criteria") or [])
+        params["scoring"] = params["scoring"] or "samples"  # jobs stored before the option
+        params["batch"] = bool(params["batch"])
     else:
         params["fields"] = [f.get("name") for f in config.get("fields") or []]
     return params
@@ -133,10 +137,22 @@ def methods_paragraph(p: Provenance) -> str:
     prompts = ", ".join(f"{k} {v}" for k, v in sorted(p.prompt_versions.items())) or "n/a"
     if p.kind == "screening":
         params = p.parameters
+        if params.get("scoring") == "distribution":
+            rated = (
+                "from the probability the model gave each score in one answer (token "
+                "log-probabilities; the expected score is the record's score, and records "
+                "answered without them were rated by "
+                f"{params['repetitions']} independent repetitions)"
+            )
+        else:
+            rated = (
+                f"{params['repetitions']} independent repetitions per record (the mean is the "
+                "record's score)"
+            )
+        via = " through the provider's Batch API" if params.get("batch") else ""
         how = (
-            f"Titles and abstracts of {p.counts['records']} records were rated 1-5 against "
-            f"{params['criteria_count']} eligibility criteria, {params['repetitions']} "
-            f"independent repetitions per record (the mean is the record's score), with a "
+            f"Titles and abstracts of {p.counts['records']} records were rated 1-5{via} "
+            f"against {params['criteria_count']} eligibility criteria, {rated}, with a "
             f"short justification per record; {p.counts['failed']} records could not be rated. "
             f"At the job's threshold of {params['threshold']:g}, {p.counts['below_threshold']} "
             f"records scored below and {p.counts['at_or_above_threshold']} at or above it."

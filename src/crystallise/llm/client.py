@@ -779,18 +779,7 @@ def _to_result(
                 calls, content = [], text
         elif tool_failures:
             failures.append((tool_failures[0], None))
-        logprobs = choice.get("logprobs")
-        tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
-        choices.append(
-            ChoiceResult(
-                content,
-                parsed,
-                refusal,
-                calls,
-                finish,
-                tokens if isinstance(tokens, list) else None,
-            )
-        )
+        choices.append(ChoiceResult(content, parsed, refusal, calls, finish, _logprobs(choice)))
     if not choices and failures:
         raise _SchemaMismatch(*failures[0])
     if choices and all(c.refusal for c in choices):
@@ -807,6 +796,13 @@ def _to_result(
         request_id,
         answered=len(completion["choices"]),
     )
+
+
+def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A choice's per-token log-probabilities (``logprobs.content``), when it has them."""
+    logprobs = choice.get("logprobs")
+    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return tokens if isinstance(tokens, list) else None
 
 
 def _parse_structured(text: str, schema: type[BaseModel] | None, strategy: Strategy) -> Any:
