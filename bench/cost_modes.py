@@ -30,6 +30,9 @@ MODES = [  # (label, model, scoring, batch)
     ("samples, live", "gpt-4.1-mini", "samples", False),
     ("distribution, live", "gpt-4.1-mini", "distribution", False),
     ("distribution, batch", "gpt-4.1-mini", "distribution", True),
+    # a local model (outside the price table: $0) with log-probabilities and no n
+    ("samples, live", "qwen2.5-7b-instruct", "samples", False),
+    ("distribution, live", "qwen2.5-7b-instruct", "distribution", False),
 ]
 
 
@@ -104,7 +107,7 @@ def main() -> None:
                 f"({stats['calls'].get('chat', 0) / n:.2f} + {lines / n:.2f}) "
                 f"| {u['tokens_per_paper']:.0f} | ${u['cost_per_paper_usd']:.7f} "
                 f"| ${e['cost_per_paper_usd']:.7f} "
-                f"| {u['estimated_cost_usd'] / e['estimated_cost_usd']:.2f}, "
+                f"| {u['estimated_cost_usd'] / max(e['estimated_cost_usd'], 1e-12):.2f}, "
                 f"{u['input_tokens'] / e['estimated_input_tokens']:.2f}, "
                 f"{u['output_tokens'] / e['estimated_output_tokens']:.2f} | {out['wall_s']:.1f} s |"
             )
