@@ -77,6 +77,7 @@ class FakeConfig:
     # Batch API: seconds from creation until a batch completes; fail_match also fails the
     # batch lines whose text contains it (a partial failure inside a batch)
     batch_delay_s: float = 0.0
+    batch_api: bool = True  # False: a server without /v1/batches (404), as local servers
 
 
 @dataclass
@@ -1055,6 +1056,8 @@ class FakeOpenAI:
         _key, err, _ = await self._gate(request, "batches", 1)
         if err is not None:
             return err
+        if not self.state.config.batch_api:
+            return Response("Not Found", status_code=404)
         body = await request.json()
         file_id = body.get("input_file_id")
         if file_id not in self.state.file_content:

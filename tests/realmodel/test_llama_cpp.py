@@ -233,5 +233,45 @@ def test_screening_job_with_clustering(api: TestClient) -> None:
     assert ids and all(r["cluster_id"] in ids for r in results)  # themes, then assignment
 
 
+def test_screening_distribution_scoring(api: TestClient) -> None:
+    """One answer per paper read as P(score = 1..5) from llama.cpp's log-probabilities, or,
+    where they do not come back usable, the paper sampled instead: either way said per paper."""
+    started = api.post(
+        "/v1/screening/jobs",
+        json={
+            "papers": PAPERS[:2],
+            "criteria": CRITERIA,
+            "repetitions": 2,
+            "scoring": "distribution",
+        },
+    )
+    assert started.status_code == 200, started.text
+    job = _wait(api, f"/v1/screening/jobs/{started.json()['job_id']}")
+    print("distribution job", str(job)[:1500])
+    assert job["status"] == "completed", job
+    for r in job["results"]:
+        if r["scoring"] == "distribution":
+            assert len(r["score_distribution"]) == 5
+            assert abs(sum(r["score_distribution"]) - 1) < 0.01 and 1 <= r["final_score"] <= 5
+        else:
+            assert r["scoring"] == "samples" and len(r["scores"]) == 2
+    fallbacks = sum(r["scoring"] == "samples" for r in job["results"])
+    assert job["usage"]["distribution_fallbacks"] == fallbacks
+
+
+def test_batch_job_on_a_server_without_a_batch_api(api: TestClient) -> None:
+    """llama.cpp has no Files/Batches endpoints: the job fails with a classified error that
+    says so, and the service answers the next request as usual."""
+    started = api.post(
+        "/v1/screening/jobs", json={"papers": PAPERS[:1], "criteria": CRITERIA, "batch": True}
+    )
+    assert started.status_code == 200, started.text
+    job = _wait(api, f"/v1/screening/jobs/{started.json()['job_id']}", timeout=120)
+    print("batch job", str(job)[:800])
+    assert job["status"] == "failed", job
+    assert "Batch API" in job["error"] and job["error_category"], job
+    assert api.get("/health").status_code == 200
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-s"]))

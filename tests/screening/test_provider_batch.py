@@ -139,6 +139,18 @@ def test_a_restarted_service_polls_the_batch_it_started(
     assert all("error" not in r for r in body["results"])
 
 
+def test_a_server_without_a_batch_api_fails_the_job_clearly(
+    bclient: TestClient, fake: FakeOpenAIServer
+) -> None:
+    fake.configure(batch_api=False)
+    job_id = create(bclient, batch=True, repetitions=2)
+    body = wait(bclient, job_id)
+    assert body["status"] == "failed", body
+    assert "Batch API" in body["error"] and "without" in body["error"]
+    assert body["error_category"] == "validation" and body["error_retryable"] is False
+    assert fake.state.calls["chat"] == 0  # nothing was sent live instead
+
+
 def test_distribution_scoring_in_a_batch(bclient: TestClient, fake: FakeOpenAIServer) -> None:
     job_id = create(bclient, model="gpt-4.1-mini", scoring="distribution", batch=True)
     body = wait(bclient, job_id)
