@@ -91,6 +91,11 @@ class Paper(BaseModel):
         return "" if value is None else value
 
 
+def _null_is_default(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """An optional setting sent as null means its default (not a 400)."""
+    return cls.model_fields[info.field_name or ""].default if value is None else value
+
+
 class ScreeningRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     papers: list[Paper] = Field(min_length=1)
@@ -111,10 +116,7 @@ class ScreeningRequest(BaseModel):
     # within 24 hours (the job stays running meanwhile)
     batch: StrictBool = False
 
-    @field_validator("scoring", "batch", mode="before")
-    @classmethod
-    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
-        return cls.model_fields[info.field_name or ""].default if value is None else value
+    _options_null_is_default = field_validator("scoring", "batch", mode="before")(_null_is_default)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
@@ -138,10 +140,7 @@ class EstimateRequest(BaseModel):
     scoring: Literal["samples", "distribution"] = "samples"
     batch: StrictBool = False
 
-    @field_validator("scoring", "batch", mode="before")
-    @classmethod
-    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
-        return cls.model_fields[info.field_name or ""].default if value is None else value
+    _options_null_is_default = field_validator("scoring", "batch", mode="before")(_null_is_default)
 
 
 class EstimateResponse(BaseModel):
