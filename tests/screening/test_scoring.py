@@ -156,3 +156,27 @@ def test_repetitions_after_the_first_read_the_paper_from_the_cache(
         first, *rest = sorted(cached)
         assert len(set(rest)) == 1 and rest[0] > first >= 0
     assert body["usage"]["cached_input_tokens"] >= 12 * 3 * 1024
+
+
+def test_estimate_learns_hidden_reasoning_from_completed_jobs(
+    client: TestClient, fake: FakeOpenAIServer
+) -> None:
+    """Before any job the estimate assumes the allowance; after a completed job it uses the
+    reasoning tokens per answer the model billed (here 20, the fake's setting)."""
+    base = {"papers_count": 10_000, "repetitions": 5, "criteria_count": 8}
+    before = client.post("/v1/screening/estimate", json=base).json()
+    assert any("an allowance" in a for a in before["assumptions"]), before
+    fake.configure(reasoning_tokens=20)
+    body = wait(client, create(client, repetitions=5))  # default model: gpt-5-nano
+    assert body["status"] == "completed", body
+    answers = 12 * 5 + 12 + 1  # labels, reasoning, one assignment batch
+    assert body["usage"]["reasoning_tokens"] == 20 * answers
+    after = client.post("/v1/screening/estimate", json=base).json()
+    assert any(
+        a.startswith("20 hidden reasoning tokens per answer, as this model billed")
+        for a in after["assumptions"]
+    ), after
+    assert after["estimated_cost_usd"] < before["estimated_cost_usd"]
+    assert before["estimated_output_tokens"] - after["estimated_output_tokens"] == pytest.approx(
+        (96 - 20) * (10_000 * 5 + 10_000 + 400), rel=0.001
+    )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crystallise.common.logging import get_logger
 from crystallise.db.models import IndexerJob, JobItem, ScreeningJob
+from crystallise.llm.cost import reasoning_per_answer
 
 JobKind = Literal["screening", "indexer"]
 JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind)  # the one list of job kinds
@@ -199,6 +200,20 @@ class JobStore:
                 .order_by(model.created_at.desc())
             )
             return cast(JobRow | None, session.scalars(stmt).first())
+
+    def reasoning_per_answer(self, model: str, jobs: int = 20) -> float | None:
+        """Hidden reasoning tokens per answer that ``model`` billed in this service's last
+        ``jobs`` completed screening jobs on it (None: too few answers to say)."""
+        with self._sessions() as session:
+            stmt = (
+                select(ScreeningJob.usage)
+                .where(ScreeningJob.status == "completed", ScreeningJob.model == model)
+                .order_by(ScreeningJob.created_at.desc())
+                .limit(jobs)
+            )
+            usages = list(session.scalars(stmt))
+        tallies = [u["tally"] for u in usages if isinstance(u, dict) and u.get("tally")]
+        return reasoning_per_answer(tallies, model)
 
     def unfinished_jobs(self, kind: JobKind) -> list[JobRow]:
         model = _MODELS[kind]

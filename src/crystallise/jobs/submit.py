@@ -92,8 +92,11 @@ def check_scoring(settings: Settings, model: str, scoring: str) -> str:
     return scoring
 
 
-def screening_spec(services: Services, body: ScreeningRequest) -> tuple[ScreeningJobSpec, float]:
-    """The job spec the request stands for and its estimated cost (400 over the ceiling)."""
+def screening_spec(
+    services: Services, body: ScreeningRequest, measured_reasoning: float | None = None
+) -> tuple[ScreeningJobSpec, float]:
+    """The job spec the request stands for and its estimated cost (400 over the ceiling);
+    ``measured_reasoning``: hidden reasoning tokens per answer from recent jobs."""
     check_job_size(services, "papers", len(body.papers))
     main, clustering = screening_models(services, body.model)
     criteria = normalise_criteria(body.criteria)
@@ -111,6 +114,7 @@ def screening_spec(services: Services, body: ScreeningRequest) -> tuple[Screenin
         capabilities=capabilities_for(services.settings, main.model),
         scoring=check_scoring(services.settings, main.model, body.scoring),
         batch=body.batch,
+        measured_reasoning=measured_reasoning,
     )
     cost = float(estimate["estimated_cost_usd"])
     _check_ceiling(cost, body.max_estimated_cost_usd)
@@ -179,12 +183,14 @@ async def submit_screening(
     services: Services, body: ScreeningRequest, submission: Submission | None = None
 ) -> JobRow:
     """Validate, price, store and dispatch a screening job (or return the idempotent one)."""
+    main, _ = screening_models(services, body.model)
+    measured = await services.store.reasoning_per_answer(main.model)
     return await _submit(
         services,
         "screening",
         body,
         submission or Submission(),
-        lambda: screening_spec(services, body),
+        lambda: screening_spec(services, body, measured),
         lambda: [(p.id, p.model_dump(exclude_none=True)) for p in body.papers],
     )
 

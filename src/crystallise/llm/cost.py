@@ -70,12 +70,26 @@ def _cached_tokens(usage: Any) -> int:
     return _get(usage, "cached_tokens")
 
 
+def _reasoning_tokens(usage: Any) -> int:
+    for details_name in ("completion_tokens_details", "output_tokens_details"):
+        details = (
+            usage.get(details_name)
+            if isinstance(usage, dict)
+            else getattr(usage, details_name, None)
+        )
+        if details is not None:
+            return _get(details, "reasoning_tokens")
+    return 0
+
+
 def normalise_usage(usage: Any) -> dict[str, int]:
-    """Chat (prompt/completion) or Responses (input/output) usage as one flat dict."""
+    """Chat (prompt/completion) or Responses (input/output) usage as one flat dict; the
+    hidden reasoning tokens are part of the output tokens (and billed as output)."""
     return {
         "input_tokens": _get(usage, "prompt_tokens", "input_tokens"),
         "output_tokens": _get(usage, "completion_tokens", "output_tokens"),
         "cached_tokens": _cached_tokens(usage),
+        "reasoning_tokens": _reasoning_tokens(usage),
     }
 
 
@@ -97,6 +111,26 @@ def tally_usage(model: str, usage_list: Iterable[Any]) -> dict[str, Any]:
     }
 
 
+def _empty_row() -> dict[str, int]:
+    keys = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens", "answers")
+    return dict.fromkeys(keys, 0)
+
+
+MIN_MEASURED_ANSWERS = 50  # fewer answers than this: too few to replace the allowance
+
+
+def reasoning_per_answer(tallies: Iterable[dict[str, Any]], model: str) -> float | None:
+    """Hidden reasoning tokens per answer of ``model`` (live or batch) over saved job
+    tallies (``UsageTally.to_dict``); None when they hold under MIN_MEASURED_ANSWERS."""
+    answers = reasoning = 0
+    for tally in tallies:
+        for name, row in (tally.get("by_model") or {}).items():
+            if name.removesuffix(BATCH_SUFFIX) == model and "reasoning_tokens" in row:
+                answers += int(row.get("answers", 0))
+                reasoning += int(row.get("reasoning_tokens", 0))
+    return reasoning / answers if answers >= MIN_MEASURED_ANSWERS else None
+
+
 class UsageTally:
     """Running usage across many calls, possibly of several models, priced per model."""
 
@@ -104,24 +138,21 @@ class UsageTally:
         self.by_model: dict[str, dict[str, int]] = {}
         self.calls = 0
 
-    def add(self, model: str, usage: Any) -> None:
+    def add(self, model: str, usage: Any, answers: int = 1) -> None:
+        """One call's usage; ``answers``: the choices it returned (n)."""
         self.calls += 1
         if usage is None:
             return
-        flat = normalise_usage(usage)
-        row = self.by_model.setdefault(
-            model, {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0}
-        )
+        flat = {**normalise_usage(usage), "answers": max(answers, 1)}
+        row = self.by_model.setdefault(model, _empty_row())
         for key, value in flat.items():
-            row[key] += value
+            row[key] = row.get(key, 0) + value
 
     def merge_dict(self, data: dict[str, Any]) -> None:
         """Restore a tally saved with :meth:`to_dict` (used when a job resumes)."""
         self.calls += int(data.get("calls", 0))
         for model, row in (data.get("by_model") or {}).items():
-            mine = self.by_model.setdefault(
-                model, {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0}
-            )
+            mine = self.by_model.setdefault(model, _empty_row())
             for key in mine:
                 mine[key] += int(row.get(key, 0))
 
@@ -133,6 +164,7 @@ class UsageTally:
         inp = sum(r["input_tokens"] for r in self.by_model.values())
         out = sum(r["output_tokens"] for r in self.by_model.values())
         cached = sum(r["cached_tokens"] for r in self.by_model.values())
+        reasoning = sum(r.get("reasoning_tokens", 0) for r in self.by_model.values())
         cost = sum(
             estimate_cost(m, r["input_tokens"], r["output_tokens"], r["cached_tokens"])
             for m, r in self.by_model.items()
@@ -143,5 +175,6 @@ class UsageTally:
             "total_tokens": inp + out,
             "estimated_cost_usd": round(cost, 6),
             "cached_input_tokens": cached,
+            "reasoning_tokens": reasoning,
             "calls": self.calls,
         }

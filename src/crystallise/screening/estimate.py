@@ -72,12 +72,14 @@ def estimate_screening(
     assignment_model: str | None = None,
     scoring: str = "samples",
     batch: bool = False,
+    measured_reasoning: float | None = None,
 ) -> dict[str, Any]:
     """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
     the shared prompt prefix priced at the cached rate after each stage's first call, and a
     paper's own prompt cached for its repetitions after the first (the pipeline sends that
     one first). ``scoring="distribution"``: one labelling answer per paper; ``batch``:
-    labelling and reasoning at Batch API prices."""
+    labelling and reasoning at Batch API prices; ``measured_reasoning``: the hidden reasoning
+    tokens per answer this model billed in recent jobs, used instead of the allowance."""
     caps = capabilities or get_capabilities(model)
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
@@ -86,15 +88,20 @@ def estimate_screening(
     )
     answers = 1 if scoring == "distribution" else repetitions
     calls = label_calls_per_paper(caps, answers)
-    per_answer_extra = REASONING_MODEL_ALLOWANCE if _hidden_reasoning(caps) else 0
+    per_answer_extra = _reasoning_extra(caps, measured_reasoning)
 
     label_in = calls * (papers_count * (label_static + context + PAPER_WRAPPER_TOKENS) + papers)
     label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
     reason_in = papers_count * (reason_static + context + 20) + papers
     reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
     batches = -(-papers_count // ASSIGN_BATCH)
+    assigner = assignment_model or clustering_model
     cluster_in, cluster_out, cluster_cost = _clustering(
-        clustering_model, assignment_model or clustering_model, papers_count, batches
+        clustering_model,
+        assigner,
+        papers_count,
+        batches,
+        per_answer_extra if assigner == model else None,
     )
 
     label_cached = max(papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
@@ -111,20 +118,33 @@ def estimate_screening(
         "estimated_output_tokens": int(main_out + cluster_out),
         "cost_per_paper_usd": round(cost / max(papers_count, 1), 8),
         "assumptions": _assumptions(
-            caps, calls, per_answer_extra, label_cached > 0, scoring, batch
+            caps, calls, per_answer_extra, label_cached > 0, scoring, batch, measured_reasoning
         ),
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
 
 
+def _reasoning_extra(caps: ModelCapabilities, measured: float | None) -> int:
+    """Hidden reasoning tokens expected per answer: as measured, else the allowance."""
+    if not _hidden_reasoning(caps):
+        return 0
+    return round(measured) if measured is not None else REASONING_MODEL_ALLOWANCE
+
+
 def _clustering(
-    clustering_model: str, assignment_model: str, papers_count: int, batches: int
+    clustering_model: str,
+    assignment_model: str,
+    papers_count: int,
+    batches: int,
+    assign_extra: int | None = None,
 ) -> tuple[int, int, float]:
     """Tokens and USD of stages 3-4: themes on the clustering model (independent of job
     size), assignment (one call per batch of papers) on the assignment model."""
     assign_in = papers_count * ASSIGN_TOKENS_PER_PAPER + batches * 600
-    extra = REASONING_MODEL_ALLOWANCE if _is_reasoning(assignment_model) else 0
+    extra = assign_extra
+    if extra is None:
+        extra = REASONING_MODEL_ALLOWANCE if _is_reasoning(assignment_model) else 0
     assign_out = papers_count * ASSIGN_OUTPUT_PER_PAPER + batches * extra
     theme_in = THEME_TOKENS_PER_TEXT * min(papers_count, THEME_SAMPLE)
     chunks = -(-theme_in // THEME_CHUNK_TOKENS)
@@ -156,6 +176,7 @@ def _assumptions(
     cached: bool,
     scoring: str = "samples",
     batch: bool = False,
+    measured: float | None = None,
 ) -> list[str]:
     if scoring == "distribution":
         how = " (one answer read as a score distribution from its log-probabilities)"
@@ -173,8 +194,16 @@ def _assumptions(
         if batch
         else "standard (not Batch API) prices",
     ]
-    if reasoning_extra:
-        said.append(f"{reasoning_extra} hidden reasoning tokens per answer at minimal effort")
+    if reasoning_extra and measured is not None:
+        said.append(
+            f"{reasoning_extra} hidden reasoning tokens per answer, as this model billed in "
+            "this service's recent completed jobs"
+        )
+    elif reasoning_extra:
+        said.append(
+            f"{reasoning_extra} hidden reasoning tokens per answer at minimal effort (an "
+            "allowance: no completed job on this model yet to measure it from)"
+        )
     return said
 
 

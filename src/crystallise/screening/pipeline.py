@@ -120,7 +120,7 @@ class ScreeningPipeline(ClusteringStages):
             prompt_cache_key=f"screening-{self.ctx.job_id}",
             **kw,
         )
-        self.tally.add(plan.model, result.usage)
+        self.tally.add(plan.model, result.usage, answers=result.answered)
         if self.model_version is None and main:
             self.model_version = result.model_version
         return result

@@ -87,7 +87,8 @@ class ProviderBatches:
 
     # ---- answers -----------------------------------------------------------------------
     def _read(self, call: PreparedCall, body: dict[str, Any]) -> ChatResult | None:
-        self.p.tally.add(call.intent.model + BATCH_SUFFIX, body.get("usage"))
+        answers = len(body.get("choices") or [])
+        self.p.tally.add(call.intent.model + BATCH_SUFFIX, body.get("usage"), answers=answers)
         if self.p.model_version is None and body.get("model"):
             self.p.model_version = str(body["model"])
         try:

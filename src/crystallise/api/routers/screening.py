@@ -120,6 +120,7 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         capabilities=capabilities_for(services.settings, main.model),
         scoring=check_scoring(services.settings, main.model, body.scoring),
         batch=body.batch,
+        measured_reasoning=services.jobs.reasoning_per_answer(main.model),
     )
     return s.EstimateResponse(
         **figures,  # type: ignore[arg-type]
