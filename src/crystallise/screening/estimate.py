@@ -90,7 +90,7 @@ def estimate_screening(
     calls = label_calls_per_paper(caps, answers)
     per_answer_extra = _reasoning_extra(caps, measured_reasoning)
 
-    label_in = calls * (papers_count * (label_static + context + PAPER_WRAPPER_TOKENS) + papers)
+    label_in, label_cached = _labelling_input(papers_count, papers, label_static + context, calls)
     label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
     reason_in = papers_count * (reason_static + context + 20) + papers
     reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
@@ -104,10 +104,6 @@ def estimate_screening(
         per_answer_extra if assigner == model else None,
     )
 
-    label_cached = max(papers_count - 1, 0) * cached_prefix_tokens(label_static + context)
-    if calls > 1:  # repetitions 2..n of a paper: its whole prompt is in the cache
-        whole = label_static + context + PAPER_WRAPPER_TOKENS + papers // max(papers_count, 1)
-        label_cached += papers_count * (calls - 1) * cached_prefix_tokens(whole)
     reason_cached = max(papers_count - 1, 0) * cached_prefix_tokens(reason_static + context)
     main_in, main_out = label_in + reason_in, label_out + reason_out
     main_cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached)
@@ -123,6 +119,19 @@ def estimate_screening(
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
+
+
+def _labelling_input(
+    papers_count: int, paper_tokens: int, prefix: int, calls: int
+) -> tuple[int, int]:
+    """Labelling input tokens and the part of them served from the prompt cache: the shared
+    prefix after the first call, and a paper's whole prompt for its calls 2..n."""
+    total = calls * (papers_count * (prefix + PAPER_WRAPPER_TOKENS) + paper_tokens)
+    cached = max(papers_count - 1, 0) * cached_prefix_tokens(prefix)
+    if calls > 1:
+        whole = prefix + PAPER_WRAPPER_TOKENS + paper_tokens // max(papers_count, 1)
+        cached += papers_count * (calls - 1) * cached_prefix_tokens(whole)
+    return total, cached
 
 
 def _reasoning_extra(caps: ModelCapabilities, measured: float | None) -> int:
