@@ -47,9 +47,11 @@ def test_no_distribution_without_logprobs_or_digits() -> None:
     assert score_distribution([]) is None
     # a digit that is not the score
     assert score_distribution([_token('{"n":'), _token("4")]) is None
-    # alternatives that are mostly not scores are not trusted
-    mostly_words = {"4": math.log(0.2), "maybe": math.log(0.8)}
-    assert score_distribution([_token('{"score":'), _token("4", mostly_words)]) is None
+    # a grammar-constrained server (llama.cpp) reports unconstrained alternatives ("0", a
+    # line break): only 1-5 could be written there, so the distribution is over those
+    raw = {"1": math.log(0.35), "0": math.log(0.26), "\n": math.log(0.2), "2": math.log(0.09)}
+    probs = score_distribution([_token('{"score": '), _token("1", raw)])
+    assert probs == pytest.approx([0.35 / 0.44, 0.09 / 0.44, 0, 0, 0])
 
 
 def test_distribution_scoring_one_call_per_paper(
@@ -63,7 +65,7 @@ def test_distribution_scoring_one_call_per_paper(
     ]
     assert len(label_calls) == 12  # one per paper, not 5
     assert all(
-        r["logprobs"] is True and r["top_logprobs"] == 5 and "n" not in r for r in label_calls
+        r["logprobs"] is True and r["top_logprobs"] == 20 and "n" not in r for r in label_calls
     )
     for result in body["results"]:
         assert result["scoring"] == "distribution"

@@ -3,7 +3,11 @@ their mean and spread) or ``distribution`` (one answer's token log-probabilities
 score digit: P(score = 1..5), its mean and spread in one call instead of N).
 
 The distribution is read where the answer writes its score (``{"score": 4}``): the model's
-top alternatives at that token, renormalised over the five digits. It needs a model that
+top alternatives at that token, renormalised over the five digits. Servers that constrain
+decoding with a grammar (llama.cpp) report the unconstrained alternatives (``0``, a line
+break, ...) though only 1-5 could be written there; renormalising over 1-5 is exactly what
+the constrained sampler does, so the other alternatives are dropped, not held against the
+answer. It needs a model that
 returns log-probabilities (the gpt-4.1 family, most local servers); where an answer comes
 back without them the paper falls back to samples and its result says so.
 """
@@ -18,9 +22,10 @@ from typing import Any, Literal
 from crystallise.screening.schemas import has_text
 
 Scoring = Literal["samples", "distribution"]
-TOP_LOGPROBS = 5  # alternatives asked for at each token (OpenAI allows up to 20)
+# alternatives asked for at each token (OpenAI's maximum): enough that all five scores are
+# usually among them even when a grammar-constrained server reports unconstrained ones
+TOP_LOGPROBS = 20
 PLAUSIBLE = 0.1  # a score at least this likely counts toward max_score and score_spread
-MIN_DIGIT_MASS = 0.5  # below this, the alternatives are mostly not scores: not trusted
 _DIGITS = "12345"
 _SCORE_KEY = re.compile(r'"score"\s*:\s*$')
 
@@ -36,8 +41,8 @@ def _digit(token: Any) -> str | None:
 
 
 def score_distribution(tokens: list[dict[str, Any]] | None) -> list[float] | None:
-    """P(score = 1..5) at the score digit of a ``{"score": N}`` answer, or None when the
-    answer carries no log-probabilities there (or they put under half their mass on 1-5)."""
+    """P(score = 1..5) at the score digit of a ``{"score": N}`` answer, renormalised over the
+    digits among its alternatives; None when the answer carries no log-probabilities there."""
     text = ""
     for token in tokens or []:
         piece = token.get("token") if isinstance(token, dict) else None
@@ -53,7 +58,7 @@ def score_distribution(tokens: list[dict[str, Any]] | None) -> list[float] | Non
                 if math.isfinite(logprob) and logprob <= 0:
                     probs[int(digit) - 1] += math.exp(logprob)
             total = sum(probs)
-            if total < MIN_DIGIT_MASS:
+            if total <= 0:
                 return None
             return [p / total for p in probs]
         text += piece
