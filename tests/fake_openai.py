@@ -102,6 +102,9 @@ class Dialect:
     ignores_n: bool = False  # one answer per call whatever n says
     headers: bool = True  # x-ratelimit-* headers
     raw_newlines: bool = False  # a raw line break inside a JSON string (llama.cpp's grammar)
+    # logprobs from the unconstrained logits: at a grammar-bound position the alternatives
+    # include tokens the grammar forbids ("0", a line break), as llama-cpp-python reports
+    raw_logprobs: bool = False
 
 
 DIALECTS = {
@@ -115,6 +118,7 @@ DIALECTS = {
         ignores_n=True,
         headers=False,
         raw_newlines=True,
+        raw_logprobs=True,
     ),
     # older vLLM: top-level {"object": "error"} bodies, guided_json for schemas
     "vllm": Dialect(
@@ -371,7 +375,7 @@ _PIECE = re.compile(r"\d|[A-Za-z_]+|\s+|[^\w\s]+")
 _SCORE_BEFORE = re.compile(r'"score"\s*:\s*$')
 
 
-def _logprobs(content: str, top: int, gen: Generator) -> dict[str, Any]:
+def _logprobs(content: str, top: int, gen: Generator, raw: bool = False) -> dict[str, Any]:
     """Chat-completions ``logprobs`` for an answer: word-ish tokens, certain except a
     ``"score": N`` digit, where the model's alternatives fall off around the score it wrote
     (a sampled sharpness, so some papers are confident and some are not)."""
@@ -382,6 +386,8 @@ def _logprobs(content: str, top: int, gen: Generator) -> dict[str, Any]:
         if piece in "12345" and _SCORE_BEFORE.search(text):
             sharpness = gen.rng.uniform(0.8, 3.0)
             weights = {str(s): math.exp(-sharpness * abs(s - int(piece))) for s in range(1, 6)}
+            if raw:  # unconstrained: most of the mass on tokens the grammar forbids here
+                weights.update({"0": 1.5, "\n": 1.0, " N": 0.8})
             total = sum(weights.values())
             alts = sorted(
                 ((t, math.log(w / total)) for t, w in weights.items()), key=lambda a: -a[1]
@@ -766,7 +772,12 @@ class FakeOpenAI:
                 completion_tokens += self._tokens(content)
             logprobs = None
             if body.get("logprobs") and isinstance(message.get("content"), str):
-                logprobs = _logprobs(message["content"], int(body.get("top_logprobs") or 0), gen)
+                logprobs = _logprobs(
+                    message["content"],
+                    int(body.get("top_logprobs") or 0),
+                    gen,
+                    self.dialect.raw_logprobs,
+                )
             choices.append(
                 {
                     "index": i,

@@ -86,6 +86,21 @@ def test_distribution_scoring_one_call_per_paper(
     assert "5 independent repetitions per record" not in provenance["methods"]
 
 
+def test_distribution_on_a_grammar_constrained_server(
+    client: TestClient, fake: FakeOpenAIServer
+) -> None:
+    """llama.cpp reports unconstrained alternatives at the score digit (most of the mass on
+    "0" and line breaks): papers still get their distribution over 1-5."""
+    fake.configure(dialect="llamacpp")
+    job_id = create(client, model="gpt-4.1-mini", scoring="distribution", repetitions=3)
+    body = wait(client, job_id)
+    assert body["status"] == "completed", body
+    assert {r["scoring"] for r in body["results"]} == {"distribution"}
+    assert body["usage"]["distribution_fallbacks"] == 0
+    for result in body["results"]:
+        assert sum(result["score_distribution"]) == pytest.approx(1, abs=1e-3)
+
+
 def test_distribution_falls_back_to_samples_without_logprobs(
     client: TestClient, fake: FakeOpenAIServer
 ) -> None:
