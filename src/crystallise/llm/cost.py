@@ -58,28 +58,24 @@ def _get(obj: Any, *names: str) -> int:
     return 0
 
 
-def _cached_tokens(usage: Any) -> int:
-    for details_name in ("prompt_tokens_details", "input_tokens_details"):
-        details = (
-            usage.get(details_name)
-            if isinstance(usage, dict)
-            else getattr(usage, details_name, None)
-        )
+def _detail(usage: Any, sections: tuple[str, str], key: str) -> int | None:
+    """``key`` in the first of the usage's detail ``sections`` it has (chat or Responses
+    naming); None when it has neither."""
+    for section in sections:
+        details = usage.get(section) if isinstance(usage, dict) else getattr(usage, section, None)
         if details is not None:
-            return _get(details, "cached_tokens")
-    return _get(usage, "cached_tokens")
+            return _get(details, key)
+    return None
+
+
+def _cached_tokens(usage: Any) -> int:
+    cached = _detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens")
+    return _get(usage, "cached_tokens") if cached is None else cached
 
 
 def _reasoning_tokens(usage: Any) -> int:
-    for details_name in ("completion_tokens_details", "output_tokens_details"):
-        details = (
-            usage.get(details_name)
-            if isinstance(usage, dict)
-            else getattr(usage, details_name, None)
-        )
-        if details is not None:
-            return _get(details, "reasoning_tokens")
-    return 0
+    sections = ("completion_tokens_details", "output_tokens_details")
+    return _detail(usage, sections, "reasoning_tokens") or 0
 
 
 def normalise_usage(usage: Any) -> dict[str, int]:
