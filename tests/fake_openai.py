@@ -49,7 +49,8 @@ class FakeConfig:
     ratelimit_headers: bool = True  # False: a local server that sends no x-ratelimit-* headers
     valid_keys: list[str] | None = None  # None: any non-empty key is accepted
     context_limit: int | None = None  # tokens; None: per-model default (272k / 1M)
-    fail_statuses: list[Any] = field(default_factory=list)  # next calls: 500, 503, 429, "timeout"
+    # next calls: 500, 503, 429, "timeout", "quota" (429 insufficient_quota), None (passes)
+    fail_statuses: list[Any] = field(default_factory=list)
     fail_every: int = 0  # every Nth chat call answers 500 (0: never)
     # random faults: this share of chat calls fails with one of fault_kinds (seeded)
     fault_rate: float = 0.0
@@ -576,6 +577,18 @@ class FakeOpenAI:
                 await asyncio.sleep(cfg.timeout_sleep_s)
                 if self.state.epoch != epoch:  # reset meanwhile: the test that asked is gone
                     return key, _error(STALE, "Stale call from an earlier test.", "stale"), headers
+            elif injected == "quota":  # the account is out of credit: no retry can help
+                return (
+                    key,
+                    _error(
+                        429,
+                        "You exceeded your current quota (injected).",
+                        "insufficient_quota",
+                        "insufficient_quota",
+                        headers,
+                    ),
+                    headers,
+                )
             elif int(injected) == 429:
                 extra = (
                     {"retry-after": str(cfg.retry_after_s)} if cfg.retry_after_s is not None else {}

@@ -18,6 +18,18 @@ class BadInput(CrystalliseError):
     status_code = 400
 
 
+class TooLarge(CrystalliseError):
+    """Over a documented size or time limit (the message names it)."""
+
+    status_code = 413
+
+
+class ClientGone(CrystalliseError):
+    """The client disconnected before the answer was ready (nginx's 499; nobody reads it)."""
+
+    status_code = 499
+
+
 class NotFound(CrystalliseError):
     status_code = 404
 

@@ -6,7 +6,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from crystallise.config.model_capabilities import RetiredModelPolicy, shutdown_warnings
+from crystallise.config.settings import Settings
 from crystallise.db.engine import ping
 from crystallise.db.queue_status import live_workers
 from crystallise.services import Services
@@ -18,7 +21,7 @@ def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     """Healthy or not, and the body: ``status``, ``checks`` and any ``warnings``."""
     settings = services.settings
     database = ping(services.engine)
-    disk = _disk(settings.data_dir) if not settings.is_postgres else "ok"
+    disk = _disk(_sqlite_folder(settings)) if not settings.is_postgres else "ok"
     key = "configured" if settings.server_openai_key else "missing"
     if key == "missing" and not settings.is_openai_endpoint:
         key = "not_required"  # a local server: any key is sent
@@ -43,6 +46,15 @@ def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     if warnings:
         body["warnings"] = warnings
     return healthy, body
+
+
+def _sqlite_folder(settings: Settings) -> Path:
+    """The folder of the SQLite file the service really uses (CRYSTALLISE_DATABASE_URL may
+    put it outside CRYSTALLISE_DATA_DIR, which then need not exist)."""
+    database = make_url(settings.sqlalchemy_url).database
+    if database and database != ":memory:":
+        return Path(database).expanduser().resolve().parent
+    return settings.data_dir
 
 
 def _disk(data_dir: Path) -> str:

@@ -78,7 +78,6 @@ async def test_tool_calling(llm: LLMClient, fake: FakeOpenAIServer) -> None:
         (400, ErrorCategory.VALIDATION),
         (500, ErrorCategory.TRANSIENT),
         (503, ErrorCategory.TRANSIENT),
-        (429, ErrorCategory.RATE_LIMIT),
     ],
 )
 async def test_each_category_surfaces(

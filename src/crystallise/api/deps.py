@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from crystallise.errors import BadInput
 from crystallise.jobs.submit import Submission
 from crystallise.services import Services
 
@@ -68,7 +69,10 @@ def openai_request_key(
     x_openai_api_key: Annotated[str | None, Header(alias="X-OpenAI-API-Key")] = None,
 ) -> str | None:
     """The caller's own OpenAI key, if sent: used for this request only, never stored."""
-    return x_openai_api_key.strip() if x_openai_api_key and x_openai_api_key.strip() else None
+    key = x_openai_api_key.strip() if x_openai_api_key else ""
+    if key and not (key.isascii() and key.isprintable()):
+        raise BadInput("X-OpenAI-API-Key: an API key is printable ASCII; this one is not")
+    return key or None
 
 
 OpenAIKeyDep = Annotated[str | None, Depends(openai_request_key)]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crystallise.api.middleware import request_id_var
 from crystallise.common.logging import get_logger
@@ -40,18 +42,31 @@ async def _on_validation(request: Request, exc: RequestValidationError) -> JSONR
         {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": _message(e)}
         for e in exc.errors()
     ]
+    return _error(request, 400, {"detail": validation_detail(errors), "errors": errors})
+
+
+def _error(
+    request: Request, status: int, content: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """Every error body carries the request id, as the X-Request-ID header does."""
     return JSONResponse(
-        status_code=400, content={"detail": validation_detail(errors), "errors": errors}
+        status_code=status,
+        content={**content, "request_id": _request_id(request)},
+        headers=headers,
     )
 
 
 async def _on_llm_error(request: Request, exc: LLMError) -> JSONResponse:
     log.warning("llm_error", category=exc.category.value, message=exc.message)
-    return JSONResponse(status_code=exc.http_status, content={"detail": exc.to_detail()})
+    return _error(request, exc.http_status, {"detail": exc.to_detail()})
 
 
 async def _on_domain_error(request: Request, exc: CrystalliseError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+    return _error(request, exc.status_code, {"detail": exc.message})
+
+
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return _error(request, exc.status_code, {"detail": exc.detail}, exc.headers)
 
 
 def _request_id(request: Request) -> str:
@@ -90,5 +105,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(LLMError, _on_llm_error)  # type: ignore[arg-type]
     app.add_exception_handler(CrystalliseError, _on_domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _on_database_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _on_unexpected)

@@ -15,6 +15,7 @@ from fastapi import HTTPException, Request
 from crystallise.llm.client import call_deadline
 
 INT64_MAX = 2**63 - 1
+MAX_JSON_DEPTH = 64  # no request of the contract nests deeper than about 6
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -36,6 +37,8 @@ def _path(parts: list[str | int]) -> str:
 def find_bad_value(value: Any, parts: list[str | int] | None = None) -> str | None:
     """The first value that cannot be stored or sent as is, as ``"problem: field"``."""
     parts = parts or []
+    if len(parts) > MAX_JSON_DEPTH:
+        return f"JSON nested deeper than {MAX_JSON_DEPTH} levels: {_path(parts[:8])}..."
     if isinstance(value, str):
         if "\x00" in value:
             return f"NUL characters are not allowed: {_path(parts)}"
@@ -100,6 +103,10 @@ async def guard_json_body(request: Request) -> None:
     except _NonFinite as exc:
         raise HTTPException(
             status_code=400, detail=f"{exc} is not a valid JSON number (numbers must be finite)"
+        ) from None
+    except RecursionError:
+        raise HTTPException(
+            status_code=400, detail=f"JSON nested deeper than {MAX_JSON_DEPTH} levels: body"
         ) from None
     except ValueError:
         return  # not JSON at all: the validator reports it with its position

@@ -129,7 +129,10 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body: Any = json.dumps(
-            {"detail": f"Request body exceeds the limit of {self.max_bytes} bytes"}
+            {
+                "detail": f"Request body exceeds the limit of {self.max_bytes} bytes",
+                "request_id": request_id_var.get(),
+            }
         ).encode()
         await send(
             {

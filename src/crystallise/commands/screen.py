@@ -99,9 +99,23 @@ def output_target(
         fmt = out.suffix.lower().lstrip(".")
         if fmt not in OUT_FORMATS:
             raise BadInput(f"--out: {out.name} must end in .ris, .csv, .jsonl or .xlsx")
-        return out, cast(ExportFormat, fmt)
+        return writable(out, source), cast(ExportFormat, fmt)
     fmt = "ris" if parsed.format == "ris" else "csv"
-    return source.with_name(f"{source.stem}.{suffix}.{fmt}"), cast(ExportFormat, fmt)
+    out = source.with_name(f"{source.stem}.{suffix}.{fmt}")
+    return writable(out, source), cast(ExportFormat, fmt)
+
+
+def writable(out: Path, source: Path) -> Path:
+    """``out``, checked before any work: never the input file, in a folder that exists and
+    can be written, and not a folder itself."""
+    if out.resolve() == source.resolve():
+        raise BadInput(f"--out: {out} is the input file; choose another name")
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise BadInput(f"--out: the folder {folder} does not exist")
+    if out.is_dir() or not os.access(folder, os.W_OK):
+        raise BadInput(f"--out: cannot write {out} (a folder, or no write permission)")
+    return out
 
 
 def confirmer(console: Console, limit: float, yes: bool) -> Any:

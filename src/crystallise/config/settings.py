@@ -106,6 +106,20 @@ class Settings(BaseSettings):
     api_port: int = Field(8005, description="Bind port.")
     max_request_bytes: int = Field(64 * 1024 * 1024, description="Bigger bodies get 413.")
     max_papers_per_job: int = Field(50_000, ge=1, description="Papers accepted per job.")
+    parse_time_budget_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest one POST /v1/records/parse may take; past it the parse stops "
+        "with a 413 naming this limit (a parse whose client has gone stops at once).",
+    )
+    rate_limit_patience_s: float = Field(
+        900.0,
+        gt=0,
+        description="How long a job waits out continuous rate limiting (429s without a "
+        "success in between) before it fails as rate_limit, retryable; a 429 never uses "
+        "up a paper's retries.",
+    )
     mock_delay_s: float = Field(
         0.0,
         ge=0,

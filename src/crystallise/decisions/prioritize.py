@@ -16,6 +16,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from crystallise.errors import BadInput
+
 SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
 NGRAMS = (1, 1)
 C = 10.0
@@ -59,7 +61,13 @@ def _classify(
     vectoriser = TfidfVectorizer(
         sublinear_tf=True, stop_words="english", ngram_range=NGRAMS, max_df=0.95, dtype=np.float32
     )
-    features = vectoriser.fit_transform([r.text for r in records])
+    try:
+        features = vectoriser.fit_transform([r.text for r in records])
+    except ValueError:  # "empty vocabulary": no record has a word of two or more letters
+        raise BadInput(
+            "records: no record has a word of two or more letters to learn from; send titles "
+            "or abstracts (text), or LLM scores without labels"
+        ) from None
     model = "tfidf+logistic_regression"
     if with_scores:
         column = np.array([[(float(r.score or 1) - 1) / 4 * SCORE_WEIGHT] for r in records])

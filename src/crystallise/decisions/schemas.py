@@ -13,6 +13,9 @@ RecordId = Annotated[str, Field(min_length=1, max_length=512)]
 Label = Annotated[int, Field(ge=0, le=1, strict=True)]  # 1 include, 0 exclude
 Score = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Proportion = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+# A recall target below 1% is no target (and 1e-300 overflows the test's urn size).
+Recall = Annotated[float, Field(ge=0.01, lt=1, allow_inf_nan=False)]
+MAX_RULES = 32  # mean, max, min and k_of_n:K for K up to the 20 repetitions
 
 
 def _unique_ids(ids: list[str], field: str) -> None:
@@ -35,9 +38,11 @@ class Targets(BaseModel):
     def _defaults(cls, data: Any) -> Any:
         return _null_means_default(data, ("target_recall", "confidence", "rules", "mock"))
 
-    target_recall: Proportion = 0.95
+    target_recall: Recall = 0.95
     confidence: Proportion = 0.95
-    rules: list[str] = Field(default_factory=lambda: list(DEFAULT_RULES), min_length=1)
+    rules: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_RULES), min_length=1, max_length=MAX_RULES
+    )
     mock: bool = False
 
     @field_validator("rules")
@@ -126,7 +131,7 @@ class StoppingRequest(BaseModel):
 
     screened: list[ScreenedRecord] = Field(min_length=1)
     total_records: int = Field(ge=1, le=10_000_000, strict=True)
-    target_recall: Proportion = 0.95
+    target_recall: Recall = 0.95
     confidence: Proportion = 0.95
     mock: bool = False
 

@@ -62,7 +62,9 @@ async def calibrate_job(
         for item_id, scores in scored.items()
         if scores
     ]
-    result = calibrate(records, body.target_recall, body.confidence, tuple(body.rules))
+    result = await asyncio.to_thread(
+        calibrate, records, body.target_recall, body.confidence, tuple(body.rules)
+    )
     facts = {"model": row.model, "model_version": row.model_version, "config": row.config or {}}
     return _response(result, body, facts)
 

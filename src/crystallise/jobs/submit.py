@@ -8,6 +8,7 @@ submit through here; no job config is assembled anywhere else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -220,7 +221,7 @@ async def _submit(
     existing = await find_idempotent(services, kind, submission, body)
     if existing is not None:
         return existing
-    spec, cost = prepare()
+    spec, cost = await asyncio.to_thread(prepare)  # counting and config reads: off the loop
     return await store_and_dispatch(
         services, kind, body, submission, spec, items(), cost=cost, project_id=body.project_id
     )

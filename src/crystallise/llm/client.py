@@ -42,7 +42,7 @@ from crystallise.llm.compat import (
 )
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
-from crystallise.llm.retry import async_retry_with_backoff, retry_after_seconds
+from crystallise.llm.retry import Patience, async_retry_with_backoff, retry_after_seconds
 from crystallise.llm.tokens import count_message_tokens, estimate_text_tokens
 
 # A model answer that fails its schema is asked for once more, then reported.
@@ -472,7 +472,7 @@ class LLMClient:
             note_model(intent.model, result.model_version)
             return result
 
-        return await within_deadline(self._with_schema_retries(attempt, repair))
+        return await within_deadline(self._with_schema_retries(attempt, repair, limiter))
 
     async def _post_adapting(
         self,
@@ -537,15 +537,25 @@ class LLMClient:
             limiter.observe(response.headers, response.status_code)
         return response
 
+    def patience(self, limiter: ProviderLimiter) -> Patience:
+        """429s on this limiter are waited out for CRYSTALLISE_RATE_LIMIT_PATIENCE_S."""
+        return Patience(self.settings.rate_limit_patience_s, lambda: limiter.last_success)
+
     async def _with_schema_retries(
-        self, attempt: Callable[[], Awaitable[ChatResult]], repair: list[dict[str, Any]]
+        self,
+        attempt: Callable[[], Awaitable[ChatResult]],
+        repair: list[dict[str, Any]],
+        limiter: ProviderLimiter,
     ) -> ChatResult:
         """A schema mismatch is asked once more, with the bad answer and what was wrong
         with it (a repair); transport faults get the backoff policy."""
         for tries in range(SCHEMA_RETRIES + 1):
             try:
                 return await async_retry_with_backoff(
-                    attempt, delays=self.retry_delays, passthrough=(_SchemaMismatch,)
+                    attempt,
+                    delays=self.retry_delays,
+                    passthrough=(_SchemaMismatch,),
+                    patience=self.patience(limiter),
                 )
             except _SchemaMismatch as exc:
                 if tries >= SCHEMA_RETRIES:
@@ -622,7 +632,11 @@ class LLMClient:
             usage = response.usage.model_dump() if response.usage else None
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
-        return await within_deadline(async_retry_with_backoff(attempt, delays=self.retry_delays))
+        return await within_deadline(
+            async_retry_with_backoff(
+                attempt, delays=self.retry_delays, patience=self.patience(limiter)
+            )
+        )
 
 
 def _cap_parameter(caps: ModelCapabilities, openai_like: bool) -> str:

@@ -88,6 +88,7 @@ class ProviderLimiter:
         self._congested = False  # seen a 429 or queueing: grow by one per window, not per call
         self._growth = 0.0
         self._next_decrease = 0.0
+        self.last_success = 0.0  # time.monotonic() of the last answered call (not a 429)
 
     @asynccontextmanager
     async def slot(self, est_tokens: int = 0) -> AsyncIterator[None]:
@@ -119,6 +120,8 @@ class ProviderLimiter:
     def observe(self, headers: Mapping[str, str] | None, status: int) -> None:
         """Learn from one response: headers set pacing; 429 backs off, success may grow."""
         self.stats.calls += 1
+        if status < 400:
+            self.last_success = time.monotonic()
         if headers:
             self._learn(headers)
         if status == 429:

@@ -6,11 +6,12 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from crystallise.common.logging import get_logger
-from crystallise.llm.errors import LLMError, to_llm_error
+from crystallise.llm.errors import ErrorCategory, LLMError, to_llm_error
 
 T = TypeVar("T")
 log = get_logger(__name__)
@@ -44,18 +45,78 @@ def retry_after_seconds(exc: BaseException) -> float | None:
     return None
 
 
+@dataclass
+class Patience:
+    """How long calls wait out continuous rate limiting: ``seconds`` since the later of the
+    call's first 429 and the last success on the same limiter (``last_success``)."""
+
+    seconds: float
+    last_success: Callable[[], float] = lambda: 0.0
+
+
+def _rate_limited(error: LLMError) -> bool:
+    return error.category is ErrorCategory.RATE_LIMIT and not error.job_wide
+
+
+def _out_of_patience(error: LLMError, patience: Patience) -> LLMError:
+    return LLMError(
+        f"{error.message} - rate limited without a success for {patience.seconds:g} s "
+        "(CRYSTALLISE_RATE_LIMIT_PATIENCE_S); retry the job once the limit has lifted",
+        ErrorCategory.RATE_LIMIT,
+        job_wide=True,
+    )
+
+
+@dataclass
+class _Tries:
+    """Where one call stands: retries used, 429s waited out, when its rate limiting began."""
+
+    delays: Sequence[float]
+    patience: Patience | None
+    attempt: int = 0
+    limited: int = 0
+    since: float = 0.0
+
+    def next_delay(self, error: LLMError, exc: BaseException) -> float | None:
+        """Seconds to wait before the next try; None: give up (raise ``error``)."""
+        if error.job_wide or not error.retryable:
+            return None
+        if self.patience is not None and _rate_limited(error):
+            now = time.monotonic()
+            self.since = self.since or now
+            if now - max(self.since, self.patience.last_success()) > self.patience.seconds:
+                raise _out_of_patience(error, self.patience) from exc
+            step = min(self.limited, len(self.delays) - 1)
+            self.limited += 1
+        elif self.attempt >= len(self.delays):
+            return None
+        else:
+            step = self.attempt
+            self.attempt += 1
+        # a provider's hint may lengthen the backoff, never shorten it: a burst of 429s
+        # with "retry-after-ms: 100" must not exhaust the retries in a second
+        base = self.delays[step] if self.delays else 1.0
+        hint = retry_after_seconds(exc)
+        return base if hint is None else max(hint, base)
+
+
 async def async_retry_with_backoff(
     call: Callable[[], Awaitable[T]],
     *,
     delays: Sequence[float] = ASYNC_DELAYS,
     on_retry: Callable[[LLMError, int, float], None] | None = None,
     passthrough: tuple[type[BaseException], ...] = (),
+    patience: Patience | None = None,
 ) -> T:
     """Await ``call()``; on a retryable failure wait and try again, ``len(delays)`` times.
 
-    Exceptions in ``passthrough`` propagate unchanged (the caller handles them).
+    With ``patience``, a 429 does not use up a retry: it is waited out (the delays again,
+    the provider's hint when longer) until rate limiting has lasted ``patience.seconds``
+    with no success on the limiter, then raised as a job-wide ``rate_limit`` error.
+    ``insufficient_quota`` (job-wide) is raised at once. Exceptions in ``passthrough``
+    propagate unchanged (the caller handles them).
     """
-    attempt = 0
+    tries = _Tries(delays, patience)
     while True:
         try:
             return await call()
@@ -65,21 +126,13 @@ async def async_retry_with_backoff(
             raise
         except Exception as exc:
             error = to_llm_error(exc)
-            if not error.retryable or attempt >= len(delays):
+            delay = tries.next_delay(error, exc)
+            if delay is None:
                 raise error from exc
-            # a provider's hint may lengthen the backoff, never shorten it: a burst of 429s
-            # with "retry-after-ms: 100" must not exhaust the retries in a second
-            hint = retry_after_seconds(exc)
-            delay = delays[attempt] if hint is None else max(hint, delays[attempt])
-            attempt += 1
+            count = tries.attempt + tries.limited
             if on_retry:
-                on_retry(error, attempt, delay)
-            log.info(
-                "llm_retry",
-                attempt=attempt,
-                delay_s=delay,
-                category=error.category.value,
-            )
+                on_retry(error, count, delay)
+            log.info("llm_retry", attempt=count, delay_s=delay, category=error.category.value)
             await asyncio.sleep(delay)
 
 

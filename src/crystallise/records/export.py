@@ -10,6 +10,14 @@ per-repetition scores, reasoning, cluster and flags) and ``KW`` keywords
 ``crystallise-flag:<flag>``). Zotero and EndNote keep both on import; screening tools that
 read RIS import them as notes and keywords. Every field of a record imported from RIS is
 written back as it was read, the two additions after it.
+
+Safe to open (OWASP "CSV injection"): a CSV cell whose text begins with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return is written with a leading ``'`` (Excel and LibreOffice then
+show it as text; the quote is visible on re-import); in XLSX every text cell is written with
+the string type, never as a formula, and such cells also carry Excel's "quote prefix" style, so
+editing one in Excel keeps it text. In RIS every line break inside a value (``\n``, ``\r``
+and the other characters ``str.splitlines`` breaks at) is folded into one space, so no value
+can start a line that reads as a tag and a file re-imports as exactly the records exported.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import csv
 import functools
 import io
 import json
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +41,8 @@ MEDIA_TYPES: dict[str, str] = {
     "jsonl": "application/x-ndjson",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_LINE_BREAKS = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _BIBLIO = ("title", "abstract", "authors", "year", "journal", "doi", "pmid", "keywords")
 
 
@@ -157,20 +168,49 @@ def _csv(rows: Iterator[dict[str, Any]], columns: list[str]) -> Iterator[bytes]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(["" if c is None else c for c in _flat(row, columns)])
+        writer.writerow([csv_safe(c) for c in _flat(row, columns)])
         yield buffer.getvalue().encode()
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs: text that would start a formula gets a ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    """A cell value for a write-only sheet: text is always text (openpyxl would make a
+    formula of a string that starts with ``=``), with the quote prefix where it looks like one."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if not isinstance(value, str):
+        return value
+    value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if not value.startswith(_FORMULA_START):
+        return value
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"
+    cell.quotePrefix = True
+    return cell
+
+
+def xlsx_rows(sheet: Any, rows: Iterable[list[Any]]) -> None:
+    """Append ``rows`` to a write-only sheet with every text cell kept as text."""
+    for cells in rows:
+        sheet.append([_xlsx_cell(sheet, c) for c in cells])
 
 
 def _xlsx(rows: Iterator[dict[str, Any]], columns: list[str]) -> Iterator[bytes]:
     from openpyxl import Workbook
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet("results")
     sheet.append(columns)
-    for row in rows:
-        cells = _flat(row, columns)
-        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", c) if isinstance(c, str) else c for c in cells])
+    xlsx_rows(sheet, (_flat(row, columns) for row in rows))
     with tempfile.TemporaryFile() as spool:
         book.save(spool)
         spool.seek(0)
@@ -231,10 +271,22 @@ def ris_record(item: ItemRow, row: dict[str, Any], plan: ExportPlan) -> str:
     base["keywords"] = [*list(base.get("keywords") or []), *keywords]
     base.setdefault("id", row["record_id"])
     try:
-        return str(rispy.dumps([base], implementation=_ris_writer())) + "\n"
+        return str(rispy.dumps([_folded(base)], implementation=_ris_writer())) + "\n"
     except (TypeError, AttributeError, ValueError):  # a malformed stored source: rebuild it
         fallback = _ris_from_fields(item.input) | {"notes": [note], "keywords": keywords}
-        return str(rispy.dumps([fallback], implementation=_ris_writer())) + "\n"
+        return str(rispy.dumps([_folded(fallback)], implementation=_ris_writer())) + "\n"
+
+
+def _folded(value: Any) -> Any:
+    """``value`` with every line break inside its strings folded into one space (RIS is one
+    field per line: a break would let the rest of a title start a forged tag)."""
+    if isinstance(value, str):
+        return _LINE_BREAKS.sub(" ", value)
+    if isinstance(value, list):
+        return [_folded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _folded(v) for k, v in value.items()}
+    return value
 
 
 def _ris_from_fields(paper: dict[str, Any]) -> dict[str, Any]:

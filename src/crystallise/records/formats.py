@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from crystallise.records import limits
 from crystallise.records.schemas import ParseWarning
 
 
@@ -35,6 +36,17 @@ EMPTY_FIELDS: dict[str, Any] = {"id": None, "title": "", "abstract": "", "author
 
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d|2100)\b")
 _DOI = re.compile(r"10\.\d{4,9}/\S+", re.IGNORECASE)
+
+
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text that job creation accepts as it is: NUL characters removed, lone surrogates (which
+    ``unicode_escape`` or ``utf-7`` can produce, and no JSON can carry) made U+FFFD."""
+    if not _UNSENDABLE.search(text):
+        return text
+    return _UNSENDABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
 
 
 def year_of(value: Any) -> int | None:
@@ -80,6 +92,7 @@ def read_ris(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     records: list[Parsed] = []
     warnings: list[ParseWarning] = []
     for start, lines, ended in _ris_chunks(text):
+        limits.checkpoint()
         if not lines[0].startswith("TY  -"):
             warnings.append(
                 ParseWarning(line=start, message=f"not in a RIS record: {lines[0]!r:.80}")
@@ -143,21 +156,23 @@ def read_nbib(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     records: list[Parsed] = []
     warnings: list[ParseWarning] = []
     for start, lines in _nbib_chunks(text):
-        tags: dict[str, list[str]] = {}
+        limits.checkpoint()
+        parts: dict[str, list[list[str]]] = {}  # a field's lines joined once (linear)
         last: str | None = None
         problems: list[str] = []
         for offset, line in enumerate(lines):
             match = _NBIB_TAG.match(line)
             if match and not line.startswith(" "):
                 last = match.group(1)
-                tags.setdefault(last, []).append(match.group(2).strip())
+                parts.setdefault(last, []).append([match.group(2).strip()])
             elif last is not None and line.startswith(" "):
-                tags[last][-1] = f"{tags[last][-1]} {line.strip()}".strip()
+                parts[last][-1].append(line.strip())
             else:
                 problems.append(f"line {start + offset}: not a MEDLINE field: {line!r:.60}")
-        if not tags:
+        if not parts:
             warnings.append(ParseWarning(line=start, message=problems[0]))
             continue
+        tags = {tag: [" ".join(p).strip() for p in values] for tag, values in parts.items()}
         parsed = Parsed(len(records) + 1, start, _nbib_fields(tags), tags, problems)
         records.append(parsed)
     return records, warnings
@@ -182,13 +197,28 @@ def _nbib_fields(tags: dict[str, list[str]]) -> dict[str, Any]:
 
 
 # ---- XML (PubMed XML, EndNote XML), record by record ------------------------------------------
+def _element_spans(text: str, element: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each ``<element ...>…</element>`` in one forward pass: each opening
+    tag looks for its end once, and an element never closed runs to the end of the text
+    (no backtracking over the rest of the file for every unclosed tag)."""
+    opening = re.compile(rf"<{element}(?=[\s/>])")
+    closing = re.compile(rf"</{element}\s*>")
+    position = 0
+    while (start := opening.search(text, position)) is not None:
+        end = closing.search(text, start.end())
+        if end is None:
+            yield start.start(), len(text)
+            return
+        yield start.start(), end.end()
+        position = end.end()
+
+
 def _xml_chunks(text: str, element: str) -> Iterator[tuple[int, str]]:
-    pattern = re.compile(rf"<{element}\b[^>]*>.*?</{element}\s*>", re.DOTALL)
     line, last = 1, 0
-    for match in pattern.finditer(text):
-        line += text.count("\n", last, match.start())
-        last = match.start()
-        yield line, match.group(0)
+    for start, end in _element_spans(text, element):
+        line += text.count("\n", last, start)
+        last = start
+        yield line, text[start:end]
 
 
 def _read_xml(
@@ -199,12 +229,15 @@ def _read_xml(
     records: list[Parsed] = []
     warnings: list[ParseWarning] = []
     for line, chunk in _xml_chunks(text, element):
+        limits.checkpoint()
         try:
             normal, source = fields(ElementTree.fromstring(chunk))
             problems = []
-        except (ElementTree.ParseError, ValueError) as exc:  # ValueError: defusedxml refusals
+        # ValueError: defusedxml refusals; RecursionError: elements nested thousands deep
+        except (ElementTree.ParseError, ValueError, RecursionError) as exc:
+            reason = "elements nested too deep" if isinstance(exc, RecursionError) else exc
             normal, source = _salvage_xml(chunk)
-            problems = [f"unreadable XML ({exc}); imported the id and title only"]
+            problems = [f"unreadable XML ({reason}); imported the id and title only"]
         records.append(Parsed(len(records) + 1, line, normal, source, problems))
     if not records and not warnings:
         warnings.append(ParseWarning(message=f"no <{element}> elements found"))
@@ -216,7 +249,7 @@ def _text(node: Any) -> str:
 
 
 def _strip_tags(fragment: str) -> str:
-    return " ".join(re.sub(r"<[^>]*>", " ", fragment).split())
+    return " ".join(re.sub(r"<[^<>]*>", " ", fragment).split())  # [^<>]: linear on stray '<'s
 
 
 def _salvage_xml(chunk: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -224,9 +257,10 @@ def _salvage_xml(chunk: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
     def find(*tags: str) -> str:
         for tag in tags:
-            match = re.search(rf"<{tag}\b[^>]*>(.*?)</{tag}\s*>", chunk, re.DOTALL)
-            if match:
-                return _strip_tags(match.group(1))
+            for start, end in _element_spans(chunk, tag):
+                inner = chunk[start:end]
+                inner = inner[inner.find(">") + 1 :]
+                return _strip_tags(re.sub(rf"</{tag}\s*>$", "", inner))
         return ""
 
     record_id = find("PMID", "rec-number") or None
@@ -305,7 +339,10 @@ def read_bibtex(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     from bibtexparser.entrypoint import parse_string
     from bibtexparser.middlewares import LatexDecodingMiddleware
 
+    limits.check_nesting(text)
+    limits.checkpoint()
     raw = parse_string(text)
+    limits.checkpoint()
     decoded = parse_string(text, append_middleware=[LatexDecodingMiddleware()])
     records = [_salvage_bibtex(block) for block in raw.failed_blocks]
     warnings: list[ParseWarning] = []

@@ -10,8 +10,8 @@ import unicodedata
 from typing import Any
 
 from crystallise.errors import BadInput
-from crystallise.records import formats, tables
-from crystallise.records.formats import Parsed
+from crystallise.records import formats, limits, tables
+from crystallise.records.formats import Parsed, clean_text
 from crystallise.records.schemas import (
     DuplicateEntry,
     ImportedRecord,
@@ -32,10 +32,13 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str]:
     if encoding:
         try:
             return data.decode(encoding), encoding
-        except (LookupError, UnicodeDecodeError) as exc:
+        except (LookupError, UnicodeDecodeError, ValueError, TypeError) as exc:
             raise BadInput(f"encoding: cannot read the file as {encoding!r}: {exc}") from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"file: starts as UTF-16 but is not UTF-16 text: {exc}") from None
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -84,9 +87,22 @@ def parse_records(
     filename: str | None = None,
     encoding: str | None = None,
     mapping: dict[str, str] | None = None,
+    budget: limits.ParseBudget | None = None,
 ) -> ParseResult:
     """Read every record, normalise it, flag duplicates; raise ``BadInput`` only when the file
-    as a whole is unreadable (a bad record is a warning with its position)."""
+    as a whole is unreadable (a bad record is a warning with its position). Under ``budget``
+    a parse that runs past its seconds is a 413 and one whose client has gone stops."""
+    with limits.limited(budget):
+        return _parse(data, format, filename, encoding, mapping)
+
+
+def _parse(
+    data: bytes | str,
+    format: RecordFormat | None,
+    filename: str | None,
+    encoding: str | None,
+    mapping: dict[str, str] | None,
+) -> ParseResult:
     is_zip = isinstance(data, bytes) and data.startswith(b"PK\x03\x04")
     if format == "xlsx" or (format is None and is_zip):
         if not isinstance(data, bytes):
@@ -94,6 +110,7 @@ def parse_records(
         parsed, warnings = tables.read_xlsx(data, mapping)
         return _finish("xlsx", "binary", parsed, warnings)
     text, used = (data, "utf-8") if isinstance(data, str) else decode(data, encoding)
+    text = clean_text(text)
     chosen = format or detect_format(text, filename)
     readers: dict[str, Any] = {
         "ris": formats.read_ris, "nbib": formats.read_nbib, "bibtex": formats.read_bibtex,

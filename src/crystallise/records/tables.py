@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
+import zipfile
+import zlib
 from typing import Any
 
-from crystallise.errors import BadInput
-from crystallise.records.formats import Parsed, doi_of, year_of
+from crystallise.errors import BadInput, CrystalliseError, TooLarge
+from crystallise.records import limits
+from crystallise.records.formats import Parsed, clean_text, doi_of, year_of
 from crystallise.records.schemas import ParseWarning
 
-MAX_CELL_CHARS = 10_000_000  # one cell; the request body cap bounds the whole file
+MAX_CELL_CHARS = limits.MAX_CELL_CHARS  # one cell; the request body cap bounds the whole file
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "id": (
         "id",
@@ -135,6 +139,7 @@ def _read_rows(
     warnings: list[ParseWarning] = []
     line = reader.line_num
     for row in reader:
+        limits.checkpoint()
         start, line = line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -149,31 +154,81 @@ def _read_rows(
 def read_xlsx(
     data: bytes, mapping: dict[str, str] | None = None
 ) -> tuple[list[Parsed], list[ParseWarning]]:
-    """The first sheet of an XLSX workbook, header in the first row (openpyxl, read-only)."""
-    import zipfile
+    """The first sheet of an XLSX workbook, header in the first row (openpyxl, read-only),
+    after the zip is checked against the decompression caps; rows are read as they come and
+    the sheet's declared dimension is never trusted."""
+    _check_zip(data)
+    try:
+        return _read_sheet(data, mapping)
+    except CrystalliseError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, KeyError, OSError, EOFError, ValueError,
+            IndexError, TypeError, AttributeError, OverflowError, SyntaxError) as exc:  # fmt: skip
+        # openpyxl's own errors on a malformed part: a bad number, a shared-string index out
+        # of range, a mismatched tag (ParseError is a SyntaxError), a cell reference past XFD
+        raise BadInput(f"not a readable XLSX workbook: {type(exc).__name__}: {exc}"[:300]) from None
 
+
+def _check_zip(data: bytes) -> None:
+    """413 for a workbook that would inflate past the caps (zip bomb); sizes are as the zip
+    declares them, which ``zipfile`` enforces while reading."""
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise BadInput(f"not a readable XLSX workbook: {exc}") from None
+    if len(entries) > limits.XLSX_MAX_ENTRIES:
+        raise TooLarge(
+            f"file: the workbook has {len(entries)} parts, over {limits.XLSX_MAX_ENTRIES}"
+        )
+    total = sum(e.file_size for e in entries)
+    cap = min(
+        limits.XLSX_MAX_UNCOMPRESSED, limits.XLSX_ALLOWANCE + limits.XLSX_MAX_RATIO * len(data)
+    )
+    if total > cap:
+        raise TooLarge(
+            f"file: the workbook inflates to {total:,} bytes, over the limit of {cap:,} "
+            f"(16 MB + {limits.XLSX_MAX_RATIO}x the upload, at most "
+            f"{limits.XLSX_MAX_UNCOMPRESSED // 2**20} MB): a zip bomb, or a sheet to split"
+        )
+
+
+def _cell(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return "" if value is None else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    text = str(value)
+    limits.check_cell(text, where)
+    return clean_text(text)
+
+
+def _read_sheet(
+    data: bytes, mapping: dict[str, str] | None
+) -> tuple[list[Parsed], list[ParseWarning]]:
     from openpyxl import load_workbook
 
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise BadInput(f"not a readable XLSX workbook: {exc}") from None
-    rows = book.worksheets[0].iter_rows(values_only=True)
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    sheet = book.worksheets[0]
+    sheet.reset_dimensions()  # a declared A1:XFD1048576 would be read as a million rows
+    first = next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())
+    while first and first[-1] in (None, ""):
+        first = first[:-1]
     header = [
-        str(h).strip() if h is not None else f"column_{i + 1}"
-        for i, h in enumerate(next(rows, ()) or ())
+        str(_cell(h, "header")).strip() if h not in (None, "") else f"column_{i + 1}"
+        for i, h in enumerate(first)
     ]
     if not header:
         raise BadInput("the workbook's first sheet is empty: no header row")
     columns = map_columns(header, mapping)
     records: list[Parsed] = []
+    rows = sheet.iter_rows(min_row=2, max_col=len(header), values_only=True)
     for number, row in enumerate(rows, 2):
+        limits.checkpoint()
+        if number > limits.MAX_SHEET_ROWS:
+            raise BadInput(f"file: the sheet has rows past Excel's {limits.MAX_SHEET_ROWS:,}")
         if not any(cell not in (None, "") for cell in row):
             continue
-        source = {
-            h: ("" if v is None else v if isinstance(v, int | float) else str(v))
-            for h, v in zip(header, row, strict=False)
-        }
+        source = {h: _cell(v, f"row {number}") for h, v in zip(header, row, strict=False)}
         records.append(Parsed(len(records) + 1, number, _row_fields(source, columns), source))
     book.close()
     return records, []

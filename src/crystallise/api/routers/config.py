@@ -16,6 +16,7 @@ from crystallise.config.model_capabilities import (
 from crystallise.config.registry import ServiceConfig
 from crystallise.errors import BadInput, NotFound
 from crystallise.prompts.registry import list_prompts
+from crystallise.services import Services
 
 router = APIRouter(prefix="/config", tags=["config"])
 
@@ -51,8 +52,17 @@ def list_services(services: ServicesDep) -> list[ServiceConfig]:
     return services.configs.all()
 
 
+def _known(services: Services, service_id: str) -> None:
+    if not services.configs.is_known(service_id):
+        raise NotFound(
+            f"Unknown service id '{service_id[:64]}'; known: "
+            + ", ".join(services.configs.service_ids())
+        )
+
+
 @router.get("/services/{service_id}", response_model=ServiceConfig)
 def get_service(service_id: str, services: ServicesDep) -> ServiceConfig:
+    _known(services, service_id)
     return services.configs.get(service_id)
 
 
@@ -65,11 +75,7 @@ def update_service(
     service_id: str, body: ServiceConfigUpdate, services: ServicesDep
 ) -> ServiceConfig:
     """Partial update; a field sent as ``null`` is reset to its default."""
-    if not services.configs.is_known(service_id):
-        raise NotFound(
-            f"Unknown service id '{service_id[:64]}'; known: "
-            + ", ".join(services.configs.service_ids())
-        )
+    _known(services, service_id)
     changes = body.model_dump(exclude_unset=True)
     if changes.get("model"):
         # raises a validation LLMError (400) naming the known models

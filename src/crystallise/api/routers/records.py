@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from crystallise.api.guard import accepts_uploads
-from crystallise.errors import BadInput
+from crystallise.errors import BadInput, ClientGone
+from crystallise.records.limits import ParseBudget, ParseCancelled
 from crystallise.records.parse import parse_records
 from crystallise.records.schemas import FORMATS, ParseResult, ParseTextRequest
 
@@ -29,6 +32,9 @@ async def _upload(request: Request) -> dict[str, Any]:
         if upload is None or isinstance(upload, str):
             raise BadInput("file: upload the references file in the form field 'file'")
         fields = {k: form.get(k) or query.get(k) for k in ("format", "encoding", "mapping")}
+        for name, value in fields.items():
+            if value is not None and not isinstance(value, str):
+                raise BadInput(f"{name}: send it as a text field of the form, not as a file")
         data: bytes | str = await upload.read()
         fields["filename"] = upload.filename
     elif kind == "application/json":
@@ -92,4 +98,21 @@ async def parse(request: Request) -> ParseResult:
     """Read RIS, nbib, PubMed XML, BibTeX, EndNote XML, CSV, TSV or XLSX (format detected or
     given) into normalised records, a dedup log and warnings with record and line numbers."""
     args = await _upload(request)
-    return await run_in_threadpool(lambda: parse_records(**args))
+    budget = ParseBudget(request.app.state.services.settings.parse_time_budget_s)
+    return await _abandoned_if_gone(request, budget, lambda: parse_records(**args, budget=budget))
+
+
+async def _abandoned_if_gone(
+    request: Request, budget: ParseBudget, work: Callable[[], ParseResult]
+) -> ParseResult:
+    """Run the parse in a worker thread; if the client disconnects meanwhile, tell the parse
+    to stop (it checks between records) instead of finishing work nobody will read."""
+    task = asyncio.ensure_future(run_in_threadpool(work))
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.5)
+        if not task.done() and await request.is_disconnected():
+            budget.cancelled.set()
+    try:
+        return task.result()
+    except ParseCancelled:
+        raise ClientGone("the client disconnected; the parse was abandoned") from None
