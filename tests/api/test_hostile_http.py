@@ -147,8 +147,11 @@ def test_non_ascii_provider_key(served: str) -> None:
     assert response.status_code == 400 and "X-OpenAI-API-Key" in response.json()["detail"]
 
 
-def test_unknown_service_id_and_unknown_route_are_404(served: str) -> None:
-    response = _no_5xx(httpx.get(f"{served}/v1/config/services/anything"))
+def test_unknown_service_id_and_unknown_route(served: str) -> None:
+    """GET of an unknown service id keeps the contract (a default config, 200: the
+    reference says so); writing one is a 404; an unknown route is a 404 with a request id."""
+    assert _no_5xx(httpx.get(f"{served}/v1/config/services/anything")).status_code == 200
+    response = _no_5xx(httpx.put(f"{served}/v1/config/services/anything", json={}))
     assert response.status_code == 404 and "anything" in response.json()["detail"]
     assert _no_5xx(httpx.get(f"{served}/v1/nothing-here")).status_code == 404
 
