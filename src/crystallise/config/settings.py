@@ -71,7 +71,13 @@ class Settings(BaseSettings):
         "replaces the per-service defaults, CRYSTALLISE_DEFAULT_MODEL and "
         "CRYSTALLISE_CLUSTERING_MODEL. Admin config per service still wins.",
     )
-    max_concurrent_requests: int = Field(10, ge=1, description="Cap on in-flight model calls.")
+    max_concurrent_requests: int = Field(
+        10,
+        ge=1,
+        description="Cap on in-flight model calls. When set, also the ceiling of adaptive "
+        "mode (a local server with 4 slots); unset, adaptive mode starts at 10 and grows "
+        "up to CRYSTALLISE_MAX_ADAPTIVE_CONCURRENCY.",
+    )
     adaptive_concurrency: bool = Field(
         True,
         description="Raise concurrency until rate-limit headers, 429s or rising latency say "
@@ -225,6 +231,14 @@ class Settings(BaseSettings):
     @property
     def is_azure(self) -> bool:
         return bool(self.azure_api_version.strip())
+
+    @property
+    def concurrency_ceiling(self) -> int:
+        """The most in-flight calls adaptive mode may reach: CRYSTALLISE_MAX_CONCURRENT_REQUESTS
+        when it was set (the documented cap holds), else CRYSTALLISE_MAX_ADAPTIVE_CONCURRENCY."""
+        if "max_concurrent_requests" in self.model_fields_set:
+            return self.max_concurrent_requests
+        return self.max_adaptive_concurrency
 
     @property
     def is_postgres(self) -> bool:

@@ -250,7 +250,7 @@ class LLMClient:
             limiter = ProviderLimiter(
                 self.settings.max_concurrent_requests,
                 adaptive=self.settings.adaptive_concurrency,
-                max_concurrency=self.settings.max_adaptive_concurrency,
+                max_concurrency=self.settings.concurrency_ceiling,
             )
             self._limiters[key] = limiter
         return limiter

@@ -72,9 +72,9 @@ class ProviderLimiter:
 
     def __init__(self, base_concurrency: int, *, adaptive: bool, max_concurrency: int) -> None:
         self.adaptive = adaptive
-        self.base = base_concurrency
-        self.max = max(base_concurrency, max_concurrency) if adaptive else base_concurrency
-        self.limit = base_concurrency
+        self.max = max_concurrency if adaptive else base_concurrency
+        self.base = min(base_concurrency, self.max)
+        self.limit = self.base
         self.in_flight = 0
         self.waiting = 0
         self.requests = Pacer()

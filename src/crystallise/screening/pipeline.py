@@ -250,7 +250,7 @@ class ScreeningPipeline(ClusteringStages):
 
     def _window(self) -> int:
         s = self.llm.settings
-        cap = s.max_adaptive_concurrency if s.adaptive_concurrency else s.max_concurrent_requests
+        cap = s.concurrency_ceiling if s.adaptive_concurrency else s.max_concurrent_requests
         calls = max(1, self.label_calls)
         return min(1024, 2 * cap * calls + 8)
 
