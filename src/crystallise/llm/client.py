@@ -537,8 +537,12 @@ class LLMClient:
             limiter.observe(response.headers, response.status_code)
         return response
 
-    def patience(self, limiter: ProviderLimiter) -> Patience:
-        """429s on this limiter are waited out for CRYSTALLISE_RATE_LIMIT_PATIENCE_S."""
+    def patience(self, limiter: ProviderLimiter) -> Patience | None:
+        """A job's calls wait out 429s on this limiter for CRYSTALLISE_RATE_LIMIT_PATIENCE_S;
+        a synchronous request (a caller waiting, CRYSTALLISE_SYNC_TIMEOUT_S) is answered
+        429 ``rate_limit`` after the usual retries instead, for the caller to retry."""
+        if call_deadline.get() is not None:
+            return None
         return Patience(self.settings.rate_limit_patience_s, lambda: limiter.last_success)
 
     async def _with_schema_retries(
