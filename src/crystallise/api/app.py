@@ -26,10 +26,10 @@ RETENTION_INTERVAL_S = 3600.0
 
 
 def _protected_routers() -> list[APIRouter]:
-    from crystallise.api.routers import criteria, decisions, indexer, records, screening
+    from crystallise.api.routers import criteria, decisions, indexer, records, screening, usage
 
     routers = [config.router, criteria.router, screening.router, decisions.router]
-    return [*routers, indexer.router, records.router]
+    return [*routers, indexer.router, records.router, usage.router]
 
 
 async def _maintenance_loop(services: Services) -> None:
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
-        if not settings.service_api_keys:
+        if not settings.auth_enabled:
             log.warning(
                 "DEV MODE: CRYSTALLISE_API_KEYS is empty, every route is open without a key"
             )

@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from crystallise.config.settings import Settings
 from crystallise.errors import BadInput
 from crystallise.jobs.submit import Submission
 from crystallise.services import Services
+from crystallise.tenancy import ADMIN_TENANT, DEFAULT_TENANT, Caller, current_caller
 
 MISSING_KEY = "Missing API key. Send X-API-Key: <key> or Authorization: Bearer <key>."
 INVALID_KEY = "Invalid API key."
@@ -41,16 +43,35 @@ def _matches(presented: str, allowed: list[str]) -> bool:
     return found
 
 
-def require_api_key(request: Request, services: ServicesDep) -> None:
-    """401 unless a configured service key is presented; dev mode when none configured."""
-    allowed = services.settings.service_api_keys + services.settings.admin_keys
-    if not services.settings.service_api_keys:
+async def require_api_key(request: Request, services: ServicesDep) -> None:
+    """401 unless a configured service, tenant or admin key is presented (dev mode when none
+    is configured); the caller's tenant is then the scope of every job query of the request.
+    Async on purpose: the context variable it sets reaches the route (a sync dependency runs
+    in a thread whose context is thrown away)."""
+    settings = services.settings
+    if not settings.auth_enabled:
+        admin = bool(settings.admin_keys) and _matches(
+            _presented_key(request) or "", settings.admin_keys
+        )
+        current_caller.set(Caller(ADMIN_TENANT, admin=True) if admin else Caller(DEFAULT_TENANT))
         return
     presented = _presented_key(request)
     if not presented:
         raise HTTPException(status_code=401, detail=MISSING_KEY)
-    if not _matches(presented, allowed):
+    current_caller.set(caller_for(settings, presented))
+
+
+def caller_for(settings: Settings, presented: str) -> Caller:
+    """The caller a key stands for; 401 for a key nobody was given."""
+    if _matches(presented, settings.admin_keys):
+        return Caller(ADMIN_TENANT, admin=True)
+    tenant: str | None = None
+    for key, name in settings.tenant_keys.items():  # every key compared, constant time each
+        if hmac.compare_digest(presented.encode(), key.encode()):
+            tenant = name
+    if tenant is None:
         raise HTTPException(status_code=401, detail=INVALID_KEY)
+    return Caller(tenant)
 
 
 def require_admin_key(request: Request, services: ServicesDep) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from crystallise.db.jobs import JobKind, JobRow
-from crystallise.errors import Conflict, NotFound
+from crystallise.errors import BadInput, Conflict, NotFound
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.services import Services
 
@@ -32,6 +32,11 @@ async def retry_job(
         raise NotFound(f"Job not found: {job_id}")
     if row.status not in ("completed", "failed", "cancelled"):
         raise Conflict(f"Job {job_id} is {row.status}: only a finished job can be retried.")
+    if row.key_source == "request" and not request_key:
+        raise BadInput(
+            f"X-OpenAI-API-Key: job {job_id} ran on the caller's own provider key; send one to "
+            "retry it (a retry never moves a job onto the server's key)"
+        )
     source = key_source(services, row.mock, request_key)
     key = request_key if source == "request" else None
     encrypted = services.secret_box.encrypt(key) if key and services.secret_box else None

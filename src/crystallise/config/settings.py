@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crystallise.tenancy import DEFAULT_TENANT
+
 # how structured answers are asked for (crystallise.llm.compat.Strategy), or auto
 StructuredOutput = Literal[
     "auto", "json_schema", "json_object", "guided_json", "ollama_format", "tool_call", "prompt"
@@ -29,6 +31,14 @@ class ModelOverride(BaseModel):
     supports_logprobs: bool | None = None
     supports_tools: bool | None = None
     structured_output: StructuredOutput | None = None
+
+
+class TenantConfig(BaseModel):
+    """One team on a shared deployment: its service keys and optional monthly budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    keys: list[str] = Field(min_length=1)
+    budget_usd: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 class Settings(BaseSettings):
@@ -107,7 +117,18 @@ class Settings(BaseSettings):
         description="Bound on the total time of one synchronous AI request (every model call "
         "and retry together); over it the caller gets a retryable `timeout` error.",
     )
-    admin_api_keys: str = Field("", description="Comma-separated keys allowed to PUT config.")
+    admin_api_keys: str = Field(
+        "",
+        description="Comma-separated admin keys: PUT config, and see and manage every "
+        "tenant's jobs, usage and metrics.",
+    )
+    tenants: dict[str, TenantConfig] = Field(
+        default_factory=dict,
+        description='JSON: {"alice": {"keys": ["k-alice"], "budget_usd": 50}, "bob": '
+        '{"keys": ["k-bob"]}}. Each tenant sees only its own jobs and spends at most its '
+        "monthly budget (UTC calendar month); keys in CRYSTALLISE_API_KEYS belong to the "
+        "'default' tenant.",
+    )
     api_host: str = Field("0.0.0.0", description="Bind host.")
     api_port: int = Field(8005, description="Bind port.")
     max_request_bytes: int = Field(64 * 1024 * 1024, description="Bigger bodies get 413.")
@@ -210,6 +231,19 @@ class Settings(BaseSettings):
     @property
     def admin_keys(self) -> list[str]:
         return [k.strip() for k in self.admin_api_keys.split(",") if k.strip()]
+
+    @property
+    def tenant_keys(self) -> dict[str, str]:
+        """Every service key (not admin) and the tenant it belongs to."""
+        keys = {key: DEFAULT_TENANT for key in self.service_api_keys}
+        for name, tenant in self.tenants.items():
+            keys.update({key: name for key in tenant.keys})
+        return keys
+
+    @property
+    def auth_enabled(self) -> bool:
+        """False in dev mode: no service key and no tenant configured (every route open)."""
+        return bool(self.tenant_keys)
 
     @property
     def server_openai_key(self) -> str:

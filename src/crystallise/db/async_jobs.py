@@ -42,6 +42,11 @@ class AsyncJobStore:
     async def list_jobs(self, kind: JobKind, limit: int = 50) -> list[JobRow]:
         return await _off_loop(self.sync.list_jobs, kind, limit)
 
+    async def spend(
+        self, since: datetime, tenant: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        return await _off_loop(self.sync.spend, since, tenant)
+
     async def active_job(self, kind: JobKind, project_id: int) -> JobRow | None:
         return await _off_loop(self.sync.active_job, kind, project_id)
 

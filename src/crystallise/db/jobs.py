@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crystallise.common.logging import get_logger
 from crystallise.db.models import IndexerJob, JobItem, ScreeningJob
 from crystallise.llm.cost import reasoning_per_answer
+from crystallise.tenancy import job_owner, job_scope
 
 JobKind = Literal["screening", "indexer"]
 JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind)  # the one list of job kinds
@@ -31,6 +32,7 @@ _MODELS: dict[str, Any] = {
     "indexer": IndexerJob,
 }
 _INSERT_CHUNK = 1000
+_SPEND_KEYS = ("jobs", "spent_usd", "reserved_usd", "own_key_usd")
 
 
 def utcnow() -> datetime:
@@ -136,6 +138,7 @@ class JobStore:
         now = utcnow()
         row = _MODELS[kind](
             id=job_id,
+            tenant=job_owner(),
             project_id=project_id,
             status="pending",
             progress=0.0,
@@ -175,31 +178,69 @@ class JobStore:
                 )
         return cast(JobRow, row)
 
+    # Tenancy is enforced here and only here: every query that finds jobs is scoped to the
+    # caller's tenant (crystallise.tenancy.job_scope(); None for admins, runners, the CLI).
+    # Item queries take a job id the caller could only have got through these.
+    @staticmethod
+    def _owned(model: Any, stmt: Any) -> Any:
+        scope = job_scope()
+        return stmt if scope is None else stmt.where(model.tenant == scope)
+
     def get_job(self, kind: JobKind, job_id: str) -> JobRow | None:
+        """The job, or None when it does not exist or belongs to another tenant."""
+        model = _MODELS[kind]
         with self._sessions() as session:
-            return cast(JobRow | None, session.get(_MODELS[kind], job_id))
+            stmt = self._owned(model, select(model).where(model.id == job_id))
+            return cast(JobRow | None, session.scalars(stmt).first())
 
     def find_by_idempotency_key(self, kind: JobKind, key: str) -> JobRow | None:
         model = _MODELS[kind]
         with self._sessions() as session:
-            row = session.scalars(select(model).where(model.idempotency_key == key)).first()
-            return cast(JobRow | None, row)
+            stmt = select(model).where(model.idempotency_key == key, model.tenant == job_owner())
+            return cast(JobRow | None, session.scalars(stmt).first())
 
     def list_jobs(self, kind: JobKind, limit: int = 50) -> list[JobRow]:
         model = _MODELS[kind]
         with self._sessions() as session:
-            stmt = select(model).order_by(model.created_at.desc()).limit(limit)
+            stmt = self._owned(model, select(model)).order_by(model.created_at.desc()).limit(limit)
             return list(session.scalars(stmt))
 
     def active_job(self, kind: JobKind, project_id: int) -> JobRow | None:
         model = _MODELS[kind]
         with self._sessions() as session:
-            stmt = (
-                select(model)
-                .where(model.project_id == project_id, model.status.in_(ACTIVE_STATUSES))
-                .order_by(model.created_at.desc())
-            )
+            stmt = self._owned(
+                model,
+                select(model).where(
+                    model.project_id == project_id, model.status.in_(ACTIVE_STATUSES)
+                ),
+            ).order_by(model.created_at.desc())
             return cast(JobRow | None, session.scalars(stmt).first())
+
+    def spend(self, since: datetime, tenant: str | None = None) -> dict[str, dict[str, float]]:
+        """Per tenant, jobs created since ``since``: how many, the cost tallied on the
+        server's key (``spent_usd``: usage so far), the cost still reserved for unfinished
+        server-key jobs (``reserved_usd``: estimate minus tally) and the cost run on callers'
+        own provider keys (``own_key_usd``). Mock jobs cost nothing."""
+        out: dict[str, dict[str, float]] = {}
+        for model in _MODELS.values():
+            columns = (model.tenant, model.status, model.usage, model.estimated_cost_usd,
+                       model.key_source)  # fmt: skip
+            stmt = select(*columns).where(model.created_at >= since)
+            if tenant is not None:
+                stmt = stmt.where(model.tenant == tenant)
+            with self._sessions() as session:
+                rows = list(session.execute(stmt))
+            for owner, status, usage, estimate, source in rows:
+                row = out.setdefault(owner, dict.fromkeys(_SPEND_KEYS, 0.0))
+                row["jobs"] += 1
+                tallied = float((usage or {}).get("estimated_cost_usd") or 0.0)
+                if source == "request":
+                    row["own_key_usd"] += tallied
+                elif source == "server":
+                    row["spent_usd"] += tallied
+                    if status not in TERMINAL_STATUSES:
+                        row["reserved_usd"] += max(float(estimate or 0.0) - tallied, 0.0)
+        return out
 
     def reasoning_per_answer(self, model: str, jobs: int = 20) -> float | None:
         """Hidden reasoning tokens per answer that ``model`` billed in this service's last

@@ -17,6 +17,8 @@ class _JobColumns:
     """Columns every async job shares, whatever its kind."""
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # the tenant that created the job (crystallise.tenancy); only it and admins see the job
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     project_id: Mapped[int | None] = mapped_column(Integer, index=True)
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
@@ -54,16 +56,18 @@ class ScreeningJob(_JobColumns, Base):
     clusters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     stage_timings: Mapped[dict[str, int] | None] = mapped_column(JSON)
     __table_args__ = (
-        Index("ix_screening_jobs_idem", "idempotency_key", unique=True),
+        Index("ix_screening_jobs_idem", "tenant", "idempotency_key", unique=True),
         Index("ix_screening_jobs_created", "created_at"),
+        Index("ix_screening_jobs_tenant", "tenant", "created_at"),
     )
 
 
 class IndexerJob(_JobColumns, Base):
     __tablename__ = "indexer_jobs"
     __table_args__ = (
-        Index("ix_indexer_jobs_idem", "idempotency_key", unique=True),
+        Index("ix_indexer_jobs_idem", "tenant", "idempotency_key", unique=True),
         Index("ix_indexer_jobs_created", "created_at"),
+        Index("ix_indexer_jobs_tenant", "tenant", "created_at"),
     )
 
 

@@ -30,6 +30,7 @@ from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer.estimate import estimate_indexing
 from crystallise.indexer.schemas import IndexerRequest
+from crystallise.jobs.budget import check_budget
 from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, prompt_versions
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
@@ -265,6 +266,7 @@ async def store_and_dispatch(
 ) -> JobRow:
     """Store the job (its per-request key only encrypted, if a secret is set) and start it."""
     source = key_source(services, bool(body.mock), submission.request_key)
+    await check_budget(services, cost, source)
     key = submission.request_key if source == "request" else None
     box = services.secret_box
     try:
