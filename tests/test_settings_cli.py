@@ -20,7 +20,11 @@ def test_defaults_match_the_guide() -> None:
     assert s.clustering_model == "gpt-4.1"
     assert s.max_concurrent_requests == 10
     assert s.service_api_keys == []
-    assert (s.api_host, s.api_port) == ("0.0.0.0", 8005)
+    assert (s.bind_host, s.api_port) == ("127.0.0.1", 8005)  # dev mode: this machine only
+    keyed = Settings(_env_file=None, api_keys="k")  # type: ignore[call-arg]
+    assert keyed.bind_host == "0.0.0.0"  # the guide's default once keys are set
+    explicit = Settings(_env_file=None, api_host="0.0.0.0")  # type: ignore[call-arg]
+    assert explicit.bind_host == "0.0.0.0"  # an explicit setting is obeyed (with a warning)
     assert s.sqlalchemy_url.startswith("sqlite:///") and s.sqlalchemy_url.endswith("crystallise.db")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from crystallise.config.settings import get_settings
+from crystallise.config.settings import Settings, get_settings
 from crystallise.records.schemas import FORMATS
 
 
@@ -141,6 +141,21 @@ def _settings_problem(exc: Exception) -> str:
     )
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def warn_if_open(settings: Settings, host: str) -> None:
+    """A loud notice when a key-less service was told to listen beyond loopback."""
+    if settings.auth_enabled or host in LOOPBACK or host.startswith("127."):
+        return
+    print(
+        f"WARNING: listening on {host} with NO service key (dev mode): anyone who can reach "
+        "this port can use the service and spend its provider key. Set CRYSTALLISE_API_KEYS "
+        "(or CRYSTALLISE_TENANTS), or listen on 127.0.0.1.",
+        file=sys.stderr,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -157,9 +172,13 @@ def main(argv: list[str] | None = None) -> int:
 
         from crystallise.api.app import create_app
 
+        host = args.host or settings.bind_host
+        warn_if_open(settings, host)
+        print(f"crystallise serve: listening on {host}:{args.port or settings.api_port}"
+              + ("" if settings.auth_enabled else " (dev mode: no service key)"), file=sys.stderr)  # fmt: skip
         uvicorn.run(
             create_app(settings),
-            host=args.host or settings.api_host,
+            host=host,
             port=args.port or settings.api_port,
             log_config=None,
             access_log=False,

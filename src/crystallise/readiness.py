@@ -36,7 +36,12 @@ def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     healthy = database == "ok" and disk == "ok" and key != "missing" and not past_shutdown
     body: dict[str, Any] = {
         "status": "ready" if healthy else "degraded",
-        "checks": {"database": database, "disk": disk, "openai_key": key},
+        "checks": {
+            "database": database,
+            "disk": disk,
+            "openai_key": key,
+            "auth": "on" if settings.auth_enabled else "off (dev mode)",
+        },
     }
     if settings.uses_queue and database == "ok":
         workers = live_workers(services.engine, settings.worker_stalled_after_s)

@@ -27,7 +27,12 @@ def test_ready_reports_database_and_key(client: TestClient) -> None:
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert body["checks"] == {"database": "ok", "disk": "ok", "openai_key": "configured"}
+    assert body["checks"] == {
+        "database": "ok",
+        "disk": "ok",
+        "openai_key": "configured",
+        "auth": "off (dev mode)",
+    }
 
 
 def test_ready_is_degraded_without_key(tmp_path: pathlib.Path) -> None:

@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, settings.log_json)
         if not settings.auth_enabled:
             log.warning(
-                "DEV MODE: CRYSTALLISE_API_KEYS is empty, every route is open without a key"
+                "DEV MODE: no service key (CRYSTALLISE_API_KEYS / CRYSTALLISE_TENANTS), every "
+                "route is open without a key; `serve` listens on 127.0.0.1 only unless "
+                "CRYSTALLISE_API_HOST or --host says otherwise"
             )
         services = Services.build(settings)
         from crystallise.jobs import register_job_handlers

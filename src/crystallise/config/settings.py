@@ -129,7 +129,12 @@ class Settings(BaseSettings):
         "monthly budget (UTC calendar month); keys in CRYSTALLISE_API_KEYS belong to the "
         "'default' tenant.",
     )
-    api_host: str = Field("0.0.0.0", description="Bind host.")
+    api_host: str = Field(
+        "",
+        description="Bind host. Unset: 0.0.0.0 when service keys are configured, 127.0.0.1 "
+        "(this machine only) in dev mode; set explicitly (or `serve --host`) it is used as "
+        "given, with a loud warning when it opens a key-less service to the network.",
+    )
     api_port: int = Field(8005, description="Bind port.")
     max_request_bytes: int = Field(64 * 1024 * 1024, description="Bigger bodies get 413.")
     max_papers_per_job: int = Field(50_000, ge=1, description="Papers accepted per job.")
@@ -239,6 +244,13 @@ class Settings(BaseSettings):
         for name, tenant in self.tenants.items():
             keys.update({key: name for key in tenant.keys})
         return keys
+
+    @property
+    def bind_host(self) -> str:
+        """Where `serve` listens: CRYSTALLISE_API_HOST, else loopback unless keys are set."""
+        if self.api_host.strip():
+            return self.api_host.strip()
+        return "0.0.0.0" if self.auth_enabled else "127.0.0.1"
 
     @property
     def auth_enabled(self) -> bool:
