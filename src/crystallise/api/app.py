@@ -14,6 +14,7 @@ from crystallise.api.deps import require_api_key
 from crystallise.api.errors import install_error_handlers
 from crystallise.api.guard import bound_sync_calls, guard_json_body
 from crystallise.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from crystallise.api.operation_ids import operation_id
 from crystallise.api.routers import config, health
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings, get_settings
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="AI screening, indexing and criteria help for systematic reviews.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         openapi_url="/openapi.json" if public_docs else None,
         docs_url="/docs" if public_docs else None,
         redoc_url="/redoc" if public_docs else None,

@@ -25,7 +25,7 @@ class UsageResponse(BaseModel):
     tenants: list[TenantUsage]
 
 
-@router.get("/usage", response_model=UsageResponse, operation_id="getUsage")
+@router.get("/usage", response_model=UsageResponse)
 async def usage(services: ServicesDep) -> UsageResponse:
     """This calendar month (UTC): jobs, cost tallied on the server's key, cost still reserved
     by unfinished jobs, cost run on the caller's own key, and the budget."""
