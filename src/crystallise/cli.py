@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="Run queued jobs (needs CRYSTALLISE_DATABASE_URL on PostgreSQL)."
     )
     worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Serve this worker's Prometheus metrics on this port (a worker on another host "
+        "than `serve`; on the same host, share PROMETHEUS_MULTIPROC_DIR instead).",
+    )
+    worker.add_argument(
         "--concurrency",
         type=int,
         default=None,
@@ -141,6 +148,19 @@ def _settings_problem(exc: Exception) -> str:
     )
 
 
+def _share_metrics(settings: Settings) -> None:
+    """One multiprocess metrics folder for `serve` and the job process it starts
+    (crystallise.common.metrics): set before prometheus_client is imported, cleared at start."""
+    import shutil
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = settings.data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
+
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -168,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("screen", "index", "criteria"):
         return _researcher_command(args, settings)
     if args.command == "serve":
+        _share_metrics(settings)  # before anything imports prometheus_client
         import uvicorn
 
         from crystallise.api.app import create_app
@@ -206,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from crystallise.worker import run_worker
 
+        if args.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port)
         asyncio.run(run_worker(settings, args.concurrency))
         return 0
     parser.print_help()

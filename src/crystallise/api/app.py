@@ -15,7 +15,7 @@ from crystallise.api.errors import install_error_handlers
 from crystallise.api.guard import bound_sync_calls, guard_json_body
 from crystallise.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crystallise.api.operation_ids import operation_id
-from crystallise.api.routers import config, health
+from crystallise.api.routers import config, health, metrics
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings, get_settings
 from crystallise.llm.client import set_default_client
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Every route answers at /v1/... and at the unprefixed path.
     app.include_router(health.router)
+    app.include_router(metrics.router)
     auth = [Depends(require_api_key), Depends(guard_json_body), Depends(bound_sync_calls)]
     if settings.docs_require_key:
         _protected_docs(app)

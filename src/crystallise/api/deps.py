@@ -25,7 +25,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
     key = request.headers.get("x-api-key")
     if key:
         return key
@@ -35,7 +35,7 @@ def _presented_key(request: Request) -> str | None:
     return None
 
 
-def _matches(presented: str, allowed: list[str]) -> bool:
+def matches_any(presented: str, allowed: list[str]) -> bool:
     # Compare against every key (no early exit) in constant time per key.
     found = False
     for key in allowed:
@@ -50,12 +50,12 @@ async def require_api_key(request: Request, services: ServicesDep) -> None:
     in a thread whose context is thrown away)."""
     settings = services.settings
     if not settings.auth_enabled:
-        admin = bool(settings.admin_keys) and _matches(
-            _presented_key(request) or "", settings.admin_keys
+        admin = bool(settings.admin_keys) and matches_any(
+            presented_key(request) or "", settings.admin_keys
         )
         current_caller.set(Caller(ADMIN_TENANT, admin=True) if admin else Caller(DEFAULT_TENANT))
         return
-    presented = _presented_key(request)
+    presented = presented_key(request)
     if not presented:
         raise HTTPException(status_code=401, detail=MISSING_KEY)
     current_caller.set(caller_for(settings, presented))
@@ -63,7 +63,7 @@ async def require_api_key(request: Request, services: ServicesDep) -> None:
 
 def caller_for(settings: Settings, presented: str) -> Caller:
     """The caller a key stands for; 401 for a key nobody was given."""
-    if _matches(presented, settings.admin_keys):
+    if matches_any(presented, settings.admin_keys):
         return Caller(ADMIN_TENANT, admin=True)
     tenant: str | None = None
     for key, name in settings.tenant_keys.items():  # every key compared, constant time each
@@ -79,10 +79,10 @@ def require_admin_key(request: Request, services: ServicesDep) -> None:
     admins = services.settings.admin_keys
     if not admins:
         return
-    presented = _presented_key(request)
+    presented = presented_key(request)
     if not presented:
         raise HTTPException(status_code=401, detail=MISSING_KEY)
-    if not _matches(presented, admins):
+    if not matches_any(presented, admins):
         raise HTTPException(status_code=403, detail="Admin API key required for this operation.")
 
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crystallise.batch.writer import ItemWriter
+from crystallise.common import metrics
 from crystallise.common.logging import get_logger
 from crystallise.common.secrets import SecretBox
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.jobs import JOB_KINDS, JobKind, JobRow, as_utc, utcnow
 from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.tenancy import Caller, current_caller, job_owner
 
 log = get_logger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
@@ -256,12 +258,16 @@ class JobRunner:
         started_at = as_utc(row.started_at) or utcnow()
         await self.store.update_job(kind, job_id, status="running", started_at=started_at)
         ctx = JobContext(kind, job_id, self.store, request_key, event, row)
+        caller = current_caller.set(Caller(row.tenant))  # its calls are charged to its tenant
         watcher = asyncio.create_task(self._watch(kind, job_id, event))
+        metrics.IN_PROGRESS.labels(kind).inc()
         try:
             status, values = await self._outcome(ctx)
+            await self._finish(kind, job_id, started_at, status, values)
         finally:
             watcher.cancel()
-        await self._finish(kind, job_id, started_at, status, values)
+            metrics.IN_PROGRESS.labels(kind).dec()
+            current_caller.reset(caller)
 
     async def _outcome(self, ctx: JobContext) -> tuple[str, dict[str, Any]]:
         """Run the handler; the terminal status and the columns to store with it."""
@@ -313,6 +319,7 @@ class JobRunner:
             status = await self.store.complete_job(kind, job_id, **final)
         else:
             await self.store.update_job(kind, job_id, **final)
+        metrics.JOBS.labels(kind, status, job_owner()).inc()
         log.info("job_finished", job_id=job_id, kind=kind, status=status, duration_ms=duration)
 
     async def _finish_cancelled(self, kind: JobKind, job_id: str) -> None:

@@ -256,6 +256,19 @@ class JobStore:
         tallies = [u["tally"] for u in usages if isinstance(u, dict) and u.get("tally")]
         return reasoning_per_answer(tallies, model)
 
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, status) -> jobs, over unfinished jobs (the queue's depth, for /metrics)."""
+        counts: dict[tuple[str, str], int] = {}
+        for kind, model in _MODELS.items():
+            stmt = (
+                select(model.status, func.count())
+                .where(model.status.in_(ACTIVE_STATUSES))
+                .group_by(model.status)
+            )
+            with self._sessions() as session:
+                counts.update({(kind, status): n for status, n in session.execute(stmt)})
+        return counts
+
     def unfinished_jobs(self, kind: JobKind) -> list[JobRow]:
         model = _MODELS[kind]
         with self._sessions() as session:

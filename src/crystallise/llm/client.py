@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
+from crystallise.common import metrics
 from crystallise.config.model_capabilities import (
     MODEL_CAPABILITIES,
     ModelCapabilities,
@@ -40,6 +42,7 @@ from crystallise.llm.compat import (
     provider_text,
     rejected_feature,
 )
+from crystallise.llm.cost import estimate_cost, normalise_usage
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
 from crystallise.llm.retry import Patience, async_retry_with_backoff, retry_after_seconds
@@ -144,6 +147,16 @@ def merge_results(results: list[ChatResult]) -> ChatResult:
     choices = [c for r in results for c in r.choices]
     answered = sum(r.answered for r in results)
     return ChatResult(choices, usage, first.model_version, first.request_id, answered)
+
+
+def _observe_usage(model: str, usage: Any) -> None:
+    """Tokens and cost of one answer, for /metrics."""
+    if isinstance(usage, dict | BaseModel) and usage:
+        counts = normalise_usage(usage)
+        cost = estimate_cost(
+            model, counts["input_tokens"], counts["output_tokens"], counts["cached_tokens"]
+        )
+        metrics.observe_usage(model, counts, cost)
 
 
 def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -466,9 +479,9 @@ class LLMClient:
                 client, limiter, profile, intent, repair, est_tokens
             )
             strategy = profile.strategy if intent.schema is not None else None
-            result = _to_result(
-                _completion(response), output_schema, intent, strategy, response.headers
-            )
+            completion = _completion(response)
+            _observe_usage(intent.model, completion.get("usage"))
+            result = _to_result(completion, output_schema, intent, strategy, response.headers)
             note_model(intent.model, result.model_version)
             return result
 
@@ -522,6 +535,7 @@ class LLMClient:
         client: AsyncOpenAI, limiter: ProviderLimiter, body: dict[str, Any], est_tokens: int
     ) -> Any:
         async with limiter.slot(est_tokens):
+            started = time.monotonic()
             try:
                 # The SDK's request path (auth, timeouts, error classes) with the body as
                 # prepared: our params are plain JSON, so the SDK's per-call recursive
@@ -531,10 +545,12 @@ class LLMClient:
                 )
             except openai.APIStatusError as exc:
                 limiter.observe(exc.response.headers, exc.status_code)
+                metrics.observe_call(body["model"], exc.status_code, time.monotonic() - started)
                 if exc.status_code == 429:
                     limiter.on_rate_limited(retry_after_seconds(exc))
                 raise
             limiter.observe(response.headers, response.status_code)
+            metrics.observe_call(body["model"], response.status_code, time.monotonic() - started)
         return response
 
     def patience(self, limiter: ProviderLimiter) -> Patience | None:
@@ -634,6 +650,7 @@ class LLMClient:
                         bad_answer=True,
                     ) from exc
             usage = response.usage.model_dump() if response.usage else None
+            _observe_usage(model, usage)
             return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
 
         return await within_deadline(
