@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from crystallise.api.deps import require_api_key
 from crystallise.api.errors import install_error_handlers
@@ -51,9 +53,18 @@ async def _maintenance_loop(services: Services) -> None:
         await asyncio.sleep(settings.worker_heartbeat_s)
 
 
-def _protected_docs(app: FastAPI) -> None:
-    """/openapi.json and /docs behind the service key (CRYSTALLISE_DOCS_REQUIRE_KEY)."""
-    auth = [Depends(require_api_key)]
+DOCS_ASSETS = "/docs-assets"
+
+
+def _docs(app: FastAPI, protected: bool) -> None:
+    """/openapi.json, /docs and /redoc with Swagger UI and ReDoc served from the
+    ``fastapi_offline`` package (no CDN: the pages work on an offline intranet); behind the
+    service key when CRYSTALLISE_DOCS_REQUIRE_KEY is set."""
+    import fastapi_offline
+
+    auth = [Depends(require_api_key)] if protected else []
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
     def openapi() -> JSONResponse:
@@ -61,7 +72,23 @@ def _protected_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False, dependencies=auth)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=app.title,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False, dependencies=auth)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=app.title,
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,16 +120,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             set_default_client(None)
             await services.aclose()
 
-    public_docs = not settings.docs_require_key
     app = FastAPI(
         title="Crystallise AI Backend",
         version="0.1.0",
         description="AI screening, indexing and criteria help for systematic reviews.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        openapi_url="/openapi.json" if public_docs else None,
-        docs_url="/docs" if public_docs else None,
-        redoc_url="/redoc" if public_docs else None,
+        openapi_url=None,  # served by _docs, with local assets
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
@@ -112,8 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     auth = [Depends(require_api_key), Depends(guard_json_body), Depends(bound_sync_calls)]
-    if settings.docs_require_key:
-        _protected_docs(app)
+    _docs(app, protected=settings.docs_require_key)
     for router in _protected_routers():
         app.include_router(router, prefix="/v1", dependencies=auth)
         app.include_router(router, dependencies=auth, include_in_schema=False)
