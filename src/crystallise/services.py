@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from crystallise.batch.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
 from crystallise.batch.job_process import ProcessDispatcher
 from crystallise.batch.runner import JobRunner
+from crystallise.common import tracing
 from crystallise.common.secrets import SecretBox
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
@@ -34,6 +35,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
         """Apply migrations, open the database, and wire the stores, LLM client and runner."""
+        tracing.configure()  # opt-in by the OTEL_* variables; a no-op otherwise
         url = settings.sqlalchemy_url
         if migrate:
             upgrade_database(url)

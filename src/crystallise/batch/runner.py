@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crystallise.batch.writer import ItemWriter
-from crystallise.common import metrics
+from crystallise.common import metrics, tracing
 from crystallise.common.logging import get_logger
 from crystallise.common.secrets import SecretBox
 from crystallise.db.async_jobs import AsyncJobStore
@@ -57,9 +57,16 @@ class JobContext:
     _last_progress: float = 0.0
     _last_usage: float = 0.0
     _stage: str = ""
+    _stage_span: Any = None
 
     def __post_init__(self) -> None:
         self.writer = ItemWriter(self.store, self.job_id)
+
+    def end_stage(self) -> None:
+        """Close the current stage's trace span (a new stage, or the job's end)."""
+        if self._stage_span is not None:
+            self._stage_span.end()
+            self._stage_span = None
 
     async def report(
         self, progress: float, stage: str | None = None, *, force: bool = False
@@ -72,6 +79,9 @@ class JobContext:
         self._last_progress = now
         values: dict[str, Any] = {"progress": round(min(max(progress, 0.0), 1.0), 4)}
         if stage is not None:
+            if stage_changed:
+                self.end_stage()
+                self._stage_span = tracing.tracer.start_span(f"crystallise.stage {stage}")
             self._stage = stage
             values["stage"] = stage
         await self.store.update_job(self.kind, self.job_id, **values)
@@ -261,10 +271,15 @@ class JobRunner:
         caller = current_caller.set(Caller(row.tenant))  # its calls are charged to its tenant
         watcher = asyncio.create_task(self._watch(kind, job_id, event))
         metrics.IN_PROGRESS.labels(kind).inc()
+        attributes = {"crystallise.job.kind": kind, "crystallise.job.id": job_id,
+                      "crystallise.tenant": row.tenant}  # fmt: skip
         try:
-            status, values = await self._outcome(ctx)
-            await self._finish(kind, job_id, started_at, status, values)
+            with tracing.tracer.start_as_current_span("crystallise.job", attributes=attributes):
+                status, values = await self._outcome(ctx)
+                ctx.end_stage()
+                await self._finish(kind, job_id, started_at, status, values)
         finally:
+            ctx.end_stage()
             watcher.cancel()
             metrics.IN_PROGRESS.labels(kind).dec()
             current_caller.reset(caller)

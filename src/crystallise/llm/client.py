@@ -19,9 +19,11 @@ from typing import Any, TypeVar
 import httpx2
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
-from crystallise.common import metrics
+from crystallise.common import metrics, tracing
 from crystallise.config.model_capabilities import (
     MODEL_CAPABILITIES,
     ModelCapabilities,
@@ -149,14 +151,29 @@ def merge_results(results: list[ChatResult]) -> ChatResult:
     return ChatResult(choices, usage, first.model_version, first.request_id, answered)
 
 
-def _observe_usage(model: str, usage: Any) -> None:
-    """Tokens and cost of one answer, for /metrics."""
+def _observe_usage(model: str, usage: Any, version: Any = None) -> None:
+    """Tokens and cost of one answer, for /metrics and the call's trace span."""
     if isinstance(usage, dict | BaseModel) and usage:
         counts = normalise_usage(usage)
         cost = estimate_cost(
             model, counts["input_tokens"], counts["output_tokens"], counts["cached_tokens"]
         )
         metrics.observe_usage(model, counts, cost)
+        tracing.record_usage(
+            trace.get_current_span(), version if isinstance(version, str) else None, counts
+        )
+
+
+def _span_attributes(intent: CallIntent) -> dict[str, Any]:
+    """GenAI semantic-convention attributes of a chat call (text only when allowed)."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.system": "openai",
+        "gen_ai.request.model": intent.model,
+    }
+    if tracing.content_allowed():
+        attributes["gen_ai.input.messages"] = json.dumps(intent.messages, ensure_ascii=False)
+    return attributes
 
 
 def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
@@ -480,12 +497,15 @@ class LLMClient:
             )
             strategy = profile.strategy if intent.schema is not None else None
             completion = _completion(response)
-            _observe_usage(intent.model, completion.get("usage"))
+            _observe_usage(intent.model, completion.get("usage"), completion.get("model"))
             result = _to_result(completion, output_schema, intent, strategy, response.headers)
             note_model(intent.model, result.model_version)
             return result
 
-        return await within_deadline(self._with_schema_retries(attempt, repair, limiter))
+        with tracing.tracer.start_as_current_span(
+            f"chat {intent.model}", kind=SpanKind.CLIENT, attributes=_span_attributes(intent)
+        ):
+            return await within_deadline(self._with_schema_retries(attempt, repair, limiter))
 
     async def _post_adapting(
         self,
