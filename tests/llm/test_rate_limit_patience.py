@@ -73,3 +73,24 @@ def test_a_429_storm_during_a_job_screens_every_paper(
     assert job["status"] == "completed", job.get("error")
     assert not [r for r in job["results"] if r.get("error")]
     assert fake.state.calls["chat"] > 220
+
+
+def test_rate_limiting_past_the_patience_fails_the_job_keeping_its_results(
+    tmp_path: Path, fake: FakeOpenAIServer
+) -> None:
+    settings = make_settings(tmp_path, fake, rate_limit_patience_s=1.0)
+    papers = [{"id": f"p{i}", "title": f"Trial {i}", "abstract": "Exercise."} for i in range(30)]
+    fake.configure(fail_statuses=[None] * 6 + [429] * 100_000)
+    with TestClient(create_app(settings)) as client:
+        body = {"papers": papers, "model": "gpt-4.1-mini"}
+        job_id = client.post("/v1/screening/jobs", json=body).json()["job_id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job = client.get(f"/v1/screening/jobs/{job_id}").json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+    assert job["status"] == "failed"
+    assert (job["error_category"], job["error_retryable"]) == ("rate_limit", True)
+    assert "CRYSTALLISE_RATE_LIMIT_PATIENCE_S" in job["error"]
+    assert any("final_score" in r for r in job["results"])  # work before the storm is kept

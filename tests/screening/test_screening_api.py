@@ -325,7 +325,8 @@ def test_per_request_key_reaches_provider(client: TestClient, fake: FakeOpenAISe
 
 @pytest.mark.parametrize(
     ("failure", "category", "retryable"),
-    [(401, "auth", False), (500, "transient", True), (429, "rate_limit", True)],
+    # 429: waited out for CRYSTALLISE_RATE_LIMIT_PATIENCE_S, tests/llm/test_rate_limit_patience.py
+    [(401, "auth", False), (500, "transient", True)],
 )
 def test_provider_failure_mid_job_fails_job(
     client: TestClient, fake: FakeOpenAIServer, failure: int, category: str, retryable: bool

@@ -77,8 +77,18 @@ class IndexerRequest(BaseModel):
         return self.records[:limit] if limit else list(self.records)
 
 
+class IndexedRecord(BaseModel):
+    """One record's extraction: ``ID``, its ``indexing_status`` and, per extracted field
+    (by its name), ``{value, confidence, evidence, evidence_verified, ...}``."""
+
+    model_config = ConfigDict(extra="allow")
+    ID: str | int | None = None
+    indexing_status: str | None = None
+    error: str | None = None
+
+
 class IndexerRunResponse(BaseModel):
-    results: list[dict[str, Any]]
+    results: list[IndexedRecord]
     errors: list[str]
     usage: dict[str, Any]
     model_version: str | None
@@ -97,7 +107,7 @@ class IndexerJobResponse(BaseModel):
     status: str
     progress: float
     stage: str = ""
-    partial_results: list[dict[str, Any]] = Field(default_factory=list)
+    partial_results: list[IndexedRecord] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     usage: dict[str, Any] | None = None
     error: str | None = None

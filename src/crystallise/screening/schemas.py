@@ -168,13 +168,45 @@ class JobCreated(BaseModel):
     stage: str
 
 
+class ScreeningResult(BaseModel):
+    """One paper's result. The fields below are typed for generated clients; ``score_1`` ..
+    ``score_N`` (one per repetition) and any field added later pass through unchanged."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    status: str | None = None
+    final_score: float | None = None
+    mean_score: float | None = None
+    max_score: float | None = None
+    score_spread: float | None = None
+    scores: list[float] | None = None
+    score_distribution: list[float] | None = Field(None, description="P(score = 1..5)")
+    score_sd: float | None = None
+    scoring: str | None = Field(None, description="samples or distribution")
+    reasoning: str | None = None
+    verdict: str | None = None
+    decisive_criteria: list[Any] | None = None
+    flags: list[str] | None = None
+    cluster_id: int | None = None
+    cluster_ids: list[int] | None = None
+    error: str | None = None
+
+
+class ReasonCluster(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    cluster_id: int
+    label: str
+    description: str | None = None
+    count: int | None = None
+
+
 class ScreeningJobResponse(BaseModel):
     job_id: str
     status: str
     progress: float
     stage: str
-    results: list[dict[str, Any]] | None = None
-    clusters: list[dict[str, Any]] | None = None
+    results: list[ScreeningResult] | None = None
+    clusters: list[ReasonCluster] | None = None
     error: str | None = None
     error_category: str | None = None
     error_retryable: bool | None = None
@@ -214,7 +246,7 @@ class ResultsPage(BaseModel):
     offset: int
     limit: int
     total: int
-    results: list[dict[str, Any]]
+    results: list[ScreeningResult]
 
 
 # ---- model output schemas --------------------------------------------------------------
