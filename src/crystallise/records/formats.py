@@ -8,6 +8,7 @@ returned with what could be read: nothing is lost silently.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -337,13 +338,12 @@ def read_endnote_xml(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
 def read_bibtex(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     """BibTeX through bibtexparser; LaTeX is decoded in the normalised fields only."""
     from bibtexparser.entrypoint import parse_string
-    from bibtexparser.middlewares import LatexDecodingMiddleware
 
     limits.check_nesting(text)
     limits.checkpoint()
     raw = parse_string(text)
     limits.checkpoint()
-    decoded = parse_string(text, append_middleware=[LatexDecodingMiddleware()])
+    decoded = parse_string(text, append_middleware=[_latex_decoding()])
     records = [_salvage_bibtex(block) for block in raw.failed_blocks]
     warnings: list[ParseWarning] = []
     for number, (entry, clean) in enumerate(zip(raw.entries, decoded.entries, strict=True), 1):
@@ -374,6 +374,32 @@ def read_bibtex(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     for number, record in enumerate(records, 1):
         record.position = number
     return records, warnings
+
+
+# Values without LaTeX commands or math get only the typography pylatexenc would apply (the
+# braces are removed by _unbrace in any case); values with them go through pylatexenc. A bare
+# "%" is left alone: exports escape it as "\%", and decoding a bare one as a LaTeX comment
+# would drop the rest of the line ("a 5% rise in ...").
+_LATEX_MARKUP = re.compile(r"[\\$]")  # commands and math: pylatexenc decodes these
+_LATEX_TYPOGRAPHY = (("---", "\u2014"), ("--", "\u2013"), ("``", "\u201c"), ("''", "\u201d"),
+                     ("~", "\u00a0"))  # fmt: skip
+
+
+@functools.cache
+def _latex_decoding() -> Any:
+    """bibtexparser's LaTeX decoding, skipped for values with nothing to decode: pylatexenc
+    costs ~5 ms per abstract, which made BibTeX parse at 0.35 MB/s (bench/RESULTS.md)."""
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+
+    class _OnlyWhereNeeded(LatexDecodingMiddleware):  # type: ignore[misc]
+        def _transform_python_value_string(self, python_string: str) -> tuple[str, str]:
+            if _LATEX_MARKUP.search(python_string):
+                return super()._transform_python_value_string(python_string)  # type: ignore[no-any-return]
+            for latex, text in _LATEX_TYPOGRAPHY:  # what pylatexenc makes of them, in order
+                python_string = python_string.replace(latex, text)
+            return python_string, ""
+
+    return _OnlyWhereNeeded()
 
 
 def _salvage_bibtex(block: Any) -> Parsed:
