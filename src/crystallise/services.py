@@ -48,6 +48,9 @@ class Services:
             AsyncJobStore(jobs.with_retries(settings.db_retry_s)),
             secret_box=box,
             heartbeat_s=settings.worker_heartbeat_s,
+            budget_for=lambda tenant: (
+                settings.tenants[tenant].budget_usd if tenant in settings.tenants else None
+            ),
         )
         dispatcher: JobDispatcher = InProcessDispatcher(runner)
         if settings.uses_queue:

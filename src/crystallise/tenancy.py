@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 DEFAULT_TENANT = "default"  # CRYSTALLISE_API_KEYS, dev mode, and rows older than tenancy
 ADMIN_TENANT = "admin"  # owner of jobs an admin key creates
@@ -42,3 +43,9 @@ def job_owner() -> str:
     """The tenant a job created now belongs to."""
     caller = current_caller.get()
     return caller.tenant if caller else DEFAULT_TENANT
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    """The start of the budget period: this calendar month, UTC."""
+    now = now or datetime.now(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -173,3 +173,30 @@ def test_budget_refuses_a_job_that_does_not_fit_and_usage_shows_it(
     assert {"alice", "bob"} <= set(everyone) and everyone["bob"]["reserved_usd"] + everyone["bob"][
         "spent_usd"
     ] > 0
+
+
+def test_a_running_job_stops_at_its_tenants_budget(tmp_path: Path, fake: FakeOpenAIServer) -> None:
+    """Answers far longer than estimated pass the budget mid-run: the job fails as 'budget',
+    retryable, with what it screened kept."""
+    papers = [{"id": f"p{i}", "title": f"Trial {i}", "abstract": "Text."} for i in range(120)]
+    body = {"papers": papers, "model": "gpt-4.1", "repetitions": 1}
+    probe = make_settings(tmp_path / "probe", fake)
+    with TestClient(create_app(probe)) as client:
+        estimate = client.post(
+            "/v1/screening/estimate",
+            json={"papers_count": 120, "model": "gpt-4.1", "repetitions": 1},
+        ).json()["estimated_cost_usd"]
+    tenants = {"alice": {"keys": ["k-alice"], "budget_usd": estimate * 1.5}}
+    settings = make_settings(
+        tmp_path, fake, tenants=tenants, worker_heartbeat_s=0.2, max_concurrent_requests=4
+    )
+    fake.configure(reasoning_words=(600, 800), latency_s=0.2)
+    with TestClient(create_app(settings)) as client:
+        job_id = client.post("/v1/screening/jobs", json=body, headers=ALICE).json()["job_id"]
+        final = _wait(client, "screening", job_id, ALICE)
+        usage = client.get("/v1/usage", headers=ALICE).json()["tenants"][0]
+    assert final["status"] == "failed", final.get("error")
+    assert final["error_category"] == "budget" and final["error_retryable"] is True
+    assert "budget" in final["error"]
+    assert [r for r in final["results"] if r.get("reasoning")]  # what was done is kept
+    assert usage["spent_usd"] > estimate * 1.5

@@ -23,7 +23,7 @@ from crystallise.common.secrets import SecretBox
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.jobs import JOB_KINDS, JobKind, JobRow, as_utc, utcnow
 from crystallise.llm.errors import ErrorCategory, LLMError
-from crystallise.tenancy import Caller, current_caller, job_owner
+from crystallise.tenancy import Caller, current_caller, job_owner, month_start
 
 log = get_logger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.25
@@ -58,6 +58,7 @@ class JobContext:
     _last_usage: float = 0.0
     _stage: str = ""
     _stage_span: Any = None
+    stop_reason: str | None = None  # set when the runner stops the job (its tenant's budget)
 
     def __post_init__(self) -> None:
         self.writer = ItemWriter(self.store, self.job_id)
@@ -120,8 +121,10 @@ class JobRunner:
         *,
         secret_box: SecretBox | None = None,
         heartbeat_s: float = 5.0,
+        budget_for: Callable[[str], float | None] = lambda tenant: None,
     ) -> None:
         self.store = store
+        self.budget_for = budget_for  # a tenant's monthly budget on the server's key
         self.handlers: dict[str, JobFunction] = dict(handlers or {})
         self.secret_box = secret_box
         self.heartbeat_s = heartbeat_s
@@ -240,9 +243,11 @@ class JobRunner:
             return self.secret_box.decrypt(row.encrypted_openai_key)
         return None
 
-    async def _watch(self, kind: JobKind, job_id: str, event: asyncio.Event) -> None:
-        """While the job runs here: see a stored cancel within a second, and touch
-        ``updated_at`` every heartbeat so that other processes can tell it is alive."""
+    async def _watch(self, ctx: JobContext) -> None:
+        """While the job runs here: see a stored cancel within a second, touch
+        ``updated_at`` every heartbeat so that other processes can tell it is alive, and stop
+        a server-key job once its tenant's spend this month passes the tenant's budget."""
+        kind, job_id, event = ctx.kind, ctx.job_id, ctx.cancel_event
         last_beat = time.monotonic()
         while True:
             await asyncio.sleep(CANCEL_POLL_INTERVAL_S)
@@ -251,6 +256,23 @@ class JobRunner:
             if time.monotonic() - last_beat >= self.heartbeat_s:
                 last_beat = time.monotonic()
                 await self.store.update_job(kind, job_id)
+                ctx.stop_reason = ctx.stop_reason or await self._over_budget(ctx.row)
+                if ctx.stop_reason:
+                    event.set()
+
+    async def _over_budget(self, row: JobRow | None) -> str | None:
+        budget = self.budget_for(row.tenant) if row is not None else None
+        if row is None or budget is None or row.key_source != "server" or row.mock:
+            return None
+        figures = (await self.store.spend(month_start(), row.tenant)).get(row.tenant, {})
+        spent = figures.get("spent_usd", 0.0)
+        if spent <= budget:
+            return None
+        return (
+            f"Stopped at the budget: tenant '{row.tenant}' has spent ${spent:.4f} this month "
+            f"(UTC) against a budget of ${budget:.4f}; the results so far are kept, and /retry "
+            "resumes the job once the budget allows"
+        )
 
     # ---- one job ---------------------------------------------------------------
     async def execute(self, kind: JobKind, job_id: str) -> None:
@@ -269,7 +291,7 @@ class JobRunner:
         await self.store.update_job(kind, job_id, status="running", started_at=started_at)
         ctx = JobContext(kind, job_id, self.store, request_key, event, row)
         caller = current_caller.set(Caller(row.tenant))  # its calls are charged to its tenant
-        watcher = asyncio.create_task(self._watch(kind, job_id, event))
+        watcher = asyncio.create_task(self._watch(ctx))
         metrics.IN_PROGRESS.labels(kind).inc()
         attributes = {"crystallise.job.kind": kind, "crystallise.job.id": job_id,
                       "crystallise.tenant": row.tenant}  # fmt: skip
@@ -292,6 +314,13 @@ class JobRunner:
         except asyncio.CancelledError:
             raise  # process shutdown: leave the job to be resumed
         except JobCancelled:
+            if ctx.stop_reason:
+                return "failed", {
+                    "error": ctx.stop_reason,
+                    "error_category": "budget",
+                    "error_retryable": True,
+                    **await self._spent(ctx.kind, ctx.job_id),
+                }
             return "cancelled", {
                 "error": "Cancelled by request",
                 **await self._spent(ctx.kind, ctx.job_id),

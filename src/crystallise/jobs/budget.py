@@ -4,24 +4,18 @@ would pass its ``budget_usd`` (CRYSTALLISE_TENANTS). ``GET /v1/usage`` shows the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from crystallise.errors import CrystalliseError
 from crystallise.screening.estimate import format_usd
 from crystallise.services import Services
-from crystallise.tenancy import current_caller, job_owner
+from crystallise.tenancy import current_caller, job_owner, month_start
 
 
 class OverBudget(CrystalliseError):
     """402: the tenant's monthly budget does not cover the job."""
 
     status_code = 402
-
-
-def month_start(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(UTC)
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
 async def check_budget(services: Services, estimate: float, key_source: str) -> None:
