@@ -89,7 +89,10 @@ def test_every_per_job_route_is_404_for_another_tenant(app_client: TestClient) -
     for method, path in routes:
         kind = "indexer" if "/indexer/" in path else "screening"
         url = path.replace("{job_id}", jobs[kind])
-        body = {"labels": {"p0": 1}} if url.endswith("/calibrate") else {}
+        body = {
+            "calibrate": {"labels": {"p0": 1}},
+            "agreement": {"reviewers": {"ann": {"p0": 1}}, "threshold": 3},
+        }.get(url.rsplit("/", 1)[-1], {})
         bob = app_client.request(method, url, headers=BOB, json=body if method == "POST" else None)
         assert bob.status_code == 404, (method, path, bob.status_code, bob.text[:200])
         assert jobs[kind] in bob.json()["detail"]  # the same answer as a job that never was

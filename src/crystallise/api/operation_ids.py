@@ -21,6 +21,7 @@ _NAMES: dict[str, str] = {
     "export": "export{Kind}Job",
     "calibrate": "calibrateThreshold",
     "calibrate_job": "calibrate{Kind}Job",
+    "agreement": "compare{Kind}JobWithReviewers",
     "prioritize": "prioritizeRecords",
     "stopping": "testStopping",
     "run": "runIndexer",

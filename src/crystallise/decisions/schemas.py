@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -149,3 +149,65 @@ class StoppingRequest(BaseModel):
 class StoppingResponse(StoppingResult):
     assumptions: str
     method: str
+
+
+ReviewerName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class AgreementRequest(BaseModel):
+    reviewers: dict[ReviewerName, dict[RecordId, Label]] = Field(min_length=1, max_length=20)
+    threshold: float | None = Field(None, ge=1, le=5, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _labels(self) -> AgreementRequest:
+        empty = [name for name, labels in self.reviewers.items() if not labels]
+        if empty:
+            raise ValueError(f"reviewers: {empty[:5]} decided no paper")
+        if "AI" in self.reviewers:
+            raise ValueError("reviewers: 'AI' names the model's decisions; call the reviewer else")
+        return self
+
+
+class PairAgreementOut(BaseModel):
+    raters: list[str]
+    n: int
+    percent_agreement: float | None
+    kappa: float | None = Field(description="Cohen's kappa; null when both used one label only")
+    kappa_ci: list[float] | None
+    ac1: float | None = Field(description="Gwet's AC1")
+
+
+class AgainstConsensus(BaseModel):
+    papers: int
+    conflicts: int
+    conflict_ids: list[str]
+    sensitivity: float | None
+    sensitivity_ci: list[float] | None
+    specificity: float | None
+    specificity_ci: list[float] | None
+
+
+class Disagreement(BaseModel):
+    id: str
+    ai: Label
+    consensus: Label
+    risk: Literal["missed_include", "extra_include"]
+    final_score: float | None = None
+    verdict: str | None = None
+    decisive_criteria: list[str] = Field(default_factory=list)
+    reasoning: str | None = None
+
+
+class CriterionDisagreements(BaseModel):
+    criterion: str
+    disagreements: int
+
+
+class AgreementResponse(BaseModel):
+    job_id: str
+    threshold: float
+    pairs: list[PairAgreementOut]
+    ai_vs_consensus: AgainstConsensus
+    disagreements: list[Disagreement]
+    criteria: list[CriterionDisagreements]
+    report: str

@@ -9,6 +9,7 @@ from typing import Any
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES
 from crystallise.decisions import schemas as s
+from crystallise.decisions.agreement import Agreement, agreement, as_dict, report
 from crystallise.decisions.calibrate import (
     Calibration,
     CalibrationFigures,
@@ -17,6 +18,7 @@ from crystallise.decisions.calibrate import (
 )
 from crystallise.decisions.stopping import stopping
 from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.jobs.specs import ScreeningJobSpec, load_spec
 from crystallise.jobs.submit import check_record_count
 from crystallise.services import Services
 
@@ -150,3 +152,81 @@ def run_stopping(settings: Settings, body: s.StoppingRequest) -> s.StoppingRespo
     figures["p_value"] = round(result.p_value, 6)
     figures["recall_estimate"] = _round(result.recall_estimate)
     return s.StoppingResponse(**figures, assumptions=STOPPING_ASSUMPTIONS, method=STOPPING_METHOD)
+
+
+async def agreement_job(
+    services: Services, job_id: str, body: s.AgreementRequest
+) -> s.AgreementResponse:
+    """The AI's decisions of a finished job against the human reviewers' labels."""
+    row = await services.store.get_job("screening", job_id)
+    if row is None:
+        raise NotFound(f"Job not found: {job_id}")
+    if row.status not in TERMINAL_STATUSES:
+        raise Conflict(f"Job {job_id} is {row.status}: compare once it has finished.")
+    threshold = body.threshold if body.threshold is not None else _job_threshold(row)
+    results = {i.item_id: i.result or {} for i in await services.store.all_items(job_id)}
+    unknown = sorted({p for labels in body.reviewers.values() for p in labels} - set(results))
+    if unknown:
+        raise BadInput(f"reviewers: unknown paper ids {unknown[:10]}")
+    ai = {
+        p: int(float(r["final_score"]) >= threshold)
+        for p, r in results.items()
+        if isinstance(r.get("final_score"), int | float)
+    }
+    if not any(set(ai) & set(labels) for labels in body.reviewers.values()):
+        raise BadInput("reviewers: no paper that a reviewer decided has an AI decision")
+    found = agreement(ai, body.reviewers)
+    return _agreement_response(row, threshold, found, results, list(body.reviewers))
+
+
+def _listed(pair: tuple[float, float] | None) -> list[float] | None:
+    return list(pair) if pair else None
+
+
+def _job_threshold(row: Any) -> float:
+    spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    return float(spec.threshold)
+
+
+def _agreement_response(
+    row: Any, threshold: float, found: Agreement, results: dict[str, Any], reviewers: list[str]
+) -> s.AgreementResponse:
+    disagreements = [
+        s.Disagreement(
+            id=p,
+            ai=ai_label,
+            consensus=truth,
+            risk="missed_include" if truth == 1 else "extra_include",
+            final_score=results[p].get("final_score"),
+            verdict=results[p].get("verdict"),
+            decisive_criteria=[str(c) for c in results[p].get("decisive_criteria") or []],
+            reasoning=results[p].get("reasoning"),
+        )
+        for p, ai_label, truth in found.disagreements
+    ]
+    # highest risk first: a missed include, most confidently excluded first
+    disagreements.sort(key=lambda d: (d.risk != "missed_include", d.final_score or 0.0))
+    per_criterion: dict[str, int] = {}
+    for d in disagreements:
+        for criterion in d.decisive_criteria:
+            per_criterion[criterion] = per_criterion.get(criterion, 0) + 1
+    return s.AgreementResponse(
+        job_id=row.id,
+        threshold=threshold,
+        pairs=[s.PairAgreementOut(**as_dict(p)) for p in found.pairs],
+        ai_vs_consensus=s.AgainstConsensus(
+            papers=found.consensus_n,
+            conflicts=len(found.conflicts),
+            conflict_ids=found.conflicts[:100],
+            sensitivity=found.sensitivity,
+            sensitivity_ci=_listed(found.sensitivity_ci),
+            specificity=found.specificity,
+            specificity_ci=_listed(found.specificity_ci),
+        ),
+        disagreements=disagreements,
+        criteria=[
+            s.CriterionDisagreements(criterion=c, disagreements=n)
+            for c, n in sorted(per_criterion.items(), key=lambda kv: -kv[1])
+        ],
+        report=report(found, threshold, row.model, reviewers),
+    )

@@ -28,6 +28,17 @@ async def calibrate_job(
     return await service.calibrate_job(services, job_id, body)
 
 
+@router.post("/jobs/{job_id}/agreement", response_model=s.AgreementResponse)
+async def agreement(
+    job_id: str, body: s.AgreementRequest, services: ServicesDep
+) -> s.AgreementResponse:
+    """The AI's decisions against human reviewers' labels, `{"reviewers": {name: {id: 0|1}}}`:
+    pairwise Cohen's kappa (95% CI) and Gwet's AC1, sensitivity and specificity against the
+    reviewers' consensus (Wilson CIs), the disagreements (missed includes first) and a report
+    paragraph built from the numbers."""
+    return await service.agreement_job(services, job_id, body)
+
+
 @router.post("/prioritize", response_model=s.PrioritizeResponse)
 async def prioritize(body: s.PrioritizeRequest, services: ServicesDep) -> s.PrioritizeResponse:
     """Unlabelled records, most likely include first (active learning on the labels so far)."""
