@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 import crystallise.readiness
 from crystallise.api.app import create_app
-from crystallise.indexer.evidence import verify_quotes
+from crystallise.common.quotes import verify_quotes
 from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAIServer
 

@@ -215,8 +215,8 @@ def test_estimate_endpoint(client: TestClient) -> None:
     )
     bigger = client.post(
         "/v1/screening/estimate",
-        json={"model": "gpt-5-nano", "papers_count": 1000, "repetitions": 5},
-    ).json()
+        json={"model": "gpt-5-nano", "papers_count": 1000, "repetitions": 5, "criteria_count": 10},
+    ).json()  # the same criteria: each adds its assessment to every reasoning answer
     assert bigger["estimated_cost_usd"] > body["estimated_cost_usd"] * 1.5
     assert client.post("/v1/screening/estimate", json={"papers_count": 0}).status_code == 400
 

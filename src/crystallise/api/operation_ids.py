@@ -22,6 +22,7 @@ _NAMES: dict[str, str] = {
     "calibrate": "calibrateThreshold",
     "calibrate_job": "calibrate{Kind}Job",
     "agreement": "compare{Kind}JobWithReviewers",
+    "prisma": "get{Kind}JobPrisma",
     "prioritize": "prioritizeRecords",
     "stopping": "testStopping",
     "run": "runIndexer",

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crystallise.indexer.evidence import verify_quotes
+from crystallise.common.quotes import verify_quotes
 from crystallise.indexer.schema_builder import TOOL_NAME, YES_NO, build_extraction_tool
 from crystallise.indexer.schemas import IndexerField, IndexerRequest, ProjectContext
 from crystallise.llm.ask import ModelPlan, ask, plan_model

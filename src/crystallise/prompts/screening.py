@@ -106,6 +106,10 @@ a colleague. Several independent AI ratings (1-5; 5 = clearly eligible, 3 = unde
   or violated), most important first; empty if none applies clearly.
 - verdict: "met" if the paper meets the criteria, "unmet" if a criterion is violated,
   "unclear" if the abstract cannot decide.
+- criteria_assessment: one entry for EACH inclusion and exclusion criterion id (I1, I2 ...,
+  E1 ...): its verdict for this paper ("met", "not_met" or "unclear": an exclusion criterion
+  is "met" when the paper has the excluded property), and quote: a short span (at most 20
+  words) copied exactly from the title or abstract that shows the verdict, or "" if none does.
 - reasoning: 1-3 plain sentences naming the facts in the abstract that drive the verdict.
 Be faithful to the paper; if your own reading disagrees with the ratings, say so plainly.
 {_UNTRUSTED}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from crystallise.db.jobs import ItemRow
+from crystallise.screening.assessment import exclusion_reason
 
 ExportFormat = Literal["ris", "csv", "jsonl", "xlsx"]
 MEDIA_TYPES: dict[str, str] = {
@@ -55,14 +56,17 @@ class ExportPlan:
     repetitions: int = 0
     fields: list[str] = field(default_factory=list)  # indexer: extracted field names
     clusters: dict[int, str] = field(default_factory=dict)
+    criteria: list[str] = field(default_factory=list)  # screening: criterion ids, job order
 
     def columns(self) -> list[str]:
         if self.kind == "indexer":
             extracted = [f"{n}{s}" for n in self.fields for s in ("", "_confidence", "_evidence")]
             return ["record_id", "title", "indexing_status", *extracted, "error"]
         scores = [f"score_{i}" for i in range(1, self.repetitions + 1)]
-        return ["record_id", *_BIBLIO, "decision", "included", "final_score", *scores,
-                "reasoning", "cluster", "flags", "duplicate_of_id", "error"]  # fmt: skip
+        verdicts = [f"{c}{s}" for c in self.criteria for s in ("_verdict", "_quote")]
+        return ["record_id", *_BIBLIO, "decision", "included", "exclusion_reason", "final_score",
+                *scores, "reasoning", *verdicts, "cluster", "flags", "duplicate_of_id",
+                "error"]  # fmt: skip
 
 
 def _joined(value: Any) -> str:
@@ -84,9 +88,15 @@ def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
     cluster_ids = result.get("cluster_ids") or []
     row: dict[str, Any] = {"record_id": paper.get("id", item.item_id)}
     row.update({name: paper.get(name) for name in _BIBLIO})
+    for assessed in result.get("criteria_assessment") or []:
+        row[f"{assessed.get('id')}_verdict"] = assessed.get("verdict")
+        row[f"{assessed.get('id')}_quote"] = assessed.get("quote")
     row.update(
         decision=decision,
         included={"include": 1, "exclude": 0}.get(decision),
+        exclusion_reason=exclusion_reason(result, plan.threshold)
+        if decision == "exclude"
+        else None,
         final_score=final,
         scores=result.get("scores") or [],
         reasoning=result.get("reasoning"),
@@ -241,12 +251,17 @@ def _ris_note(row: dict[str, Any], plan: ExportPlan) -> tuple[str, list[str]]:
     note = f"Crystallise: {row['decision']}"
     if score is not None:
         note += f" (final score {score:g}, threshold {plan.threshold:g}, scores {row['scores']})"
-    for label, key in (("Reasoning", "reasoning"), ("Cluster", "cluster"), ("Error", "error")):
+    reasons = (("Exclusion reason", "exclusion_reason"), ("Reasoning", "reasoning"),
+               ("Cluster", "cluster"), ("Error", "error"))  # fmt: skip
+    for label, key in reasons:
         if row.get(key):
             note += f". {label}: {str(row[key]).rstrip('. ')}"
     if row["flags"]:
         note += f". Flags: {', '.join(row['flags'])}"
     keywords = [f"crystallise:{row['decision']}"]
+    keywords += (
+        [f"crystallise-reason:{row['exclusion_reason']}"] if row.get("exclusion_reason") else []
+    )
     keywords += [f"crystallise-cluster:{row['cluster']}"] if row.get("cluster") else []
     keywords += [f"crystallise-flag:{f}" for f in row["flags"]]
     if row.get("duplicate_of_id"):

@@ -42,6 +42,7 @@ def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPl
         threshold=screening.threshold if threshold is None else threshold,
         repetitions=screening.repetitions,
         clusters=clusters,
+        criteria=[c.id for c in screening.criteria],
     )
 
 

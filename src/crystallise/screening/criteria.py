@@ -11,6 +11,12 @@ class Criterion:
     id: str  # I1, I2 ... for inclusion, E1 ... for exclusion (stable within a job)
     kind: str  # include | exclude
     text: str
+    name: str = ""  # the caller's name for it, if any (what reasons and exports show)
+
+    @property
+    def label(self) -> str:
+        """How a reviewer knows the criterion: its name, else its id and text."""
+        return self.name or f"{self.id}: {self.text}"[:120]
 
 
 def normalise_criteria(raw: list[dict[str, Any]]) -> list[Criterion]:
@@ -26,7 +32,8 @@ def normalise_criteria(raw: list[dict[str, Any]]) -> list[Criterion]:
         if not text.strip():
             continue
         counters[kind] += 1
-        out.append(Criterion(f"{'I' if kind == 'include' else 'E'}{counters[kind]}", kind, text))
+        cid = f"{'I' if kind == 'include' else 'E'}{counters[kind]}"
+        out.append(Criterion(cid, kind, text, str(label).strip()[:120]))
     return out
 
 

@@ -16,6 +16,9 @@ TOKENS_PER_CRITERION = 30
 LABEL_OUTPUT_TOKENS = 8
 REASONING_MODEL_ALLOWANCE = 96  # hidden reasoning tokens at minimal effort, per answer
 REASON_OUTPUT_TOKENS = 110
+# per criterion, the reasoning answer's criteria_assessment entry: {"criterion": "I1",
+# "verdict": "not_met", "quote": <up to 20 words>} is about 35 tokens of JSON
+ASSESSMENT_TOKENS_PER_CRITERION = 35
 ASSIGN_BATCH = 25
 ASSIGN_TOKENS_PER_PAPER = 140
 ASSIGN_OUTPUT_PER_PAPER = 14
@@ -93,7 +96,8 @@ def estimate_screening(
     label_in, label_cached = _labelling_input(papers_count, papers, label_static + context, calls)
     label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
     reason_in = papers_count * (reason_static + context + 20) + papers
-    reason_out = papers_count * (REASON_OUTPUT_TOKENS + per_answer_extra)
+    assessment = ASSESSMENT_TOKENS_PER_CRITERION * max(criteria_count, 1)
+    reason_out = papers_count * (REASON_OUTPUT_TOKENS + assessment + per_answer_extra)
     batches = -(-papers_count // ASSIGN_BATCH)
     assigner = assignment_model or clustering_model
     cluster_in, cluster_out, cluster_cost = _clustering(

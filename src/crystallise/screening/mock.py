@@ -11,6 +11,7 @@ from crystallise.batch.items import map_items
 from crystallise.batch.runner import JobContext, JobOutcome
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.specs import ScreeningJobSpec
+from crystallise.screening.assessment import mock_assessment
 from crystallise.screening.criteria import Criterion
 from crystallise.screening.scoring import score_fields
 
@@ -117,11 +118,13 @@ def mock_result(paper: dict[str, Any], spec: ScreeningJobSpec) -> dict[str, Any]
     selected = spec.clusters_type is None or (
         (result["final_score"] >= spec.threshold) == (spec.clusters_type == "include")
     )
+    verdict = "met" if cid == 1 else ("unclear" if cid == 2 else "unmet")
     result.update(
         reasoning=f"Mock mode: '{title[:80]}' scored {result['final_score']:.1f} against "
         f"{len(spec.criteria)} criteria. Run without mock for real reasoning.",
-        verdict="met" if cid == 1 else ("unclear" if cid == 2 else "unmet"),
+        verdict=verdict,
         decisive_criteria=[c.id for c in spec.criteria[:1]],
+        criteria_assessment=mock_assessment(spec.criteria, verdict, paper),
         cluster_id=cid if selected else None,
         cluster_ids=[cid] if selected else [],
     )

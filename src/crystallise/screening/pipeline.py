@@ -28,6 +28,7 @@ from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import LLMError
 from crystallise.prompts import screening as prompts
+from crystallise.screening.assessment import assess
 from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
@@ -65,13 +66,19 @@ class _Progress:
         return {k: int((v[1] - v[0]) * 1000) for k, v in self.timings.items()}
 
 
-def _reasoning_model(ids: list[str]) -> type[BaseModel]:
+def _reasoning_model(ids: list[str], criteria_ids: list[str]) -> type[BaseModel]:
     ids_literal: Any = Literal[tuple(ids)]  # type: ignore[valid-type]
     verdict: Any = Literal["met", "unmet", "unclear"]
+    criterion: Any = Literal[tuple(criteria_ids or ["none"])]  # type: ignore[valid-type]
+    met: Any = Literal["met", "not_met", "unclear"]
+    per_criterion: Any = create_model(
+        "CriterionAssessment", criterion=(criterion, ...), verdict=(met, ...), quote=(str, ...)
+    )
     return create_model(
         "ReasoningOutput",
         decisive_criteria=(list[ids_literal], ...),
         verdict=(verdict, ...),
+        criteria_assessment=(list[per_criterion], ...),
         reasoning=(str, ...),
     )
 
@@ -101,7 +108,7 @@ class ScreeningPipeline(ClusteringStages):
         self.distribution_fallbacks = 0  # answers that came back without log-probabilities
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
-        self.reasoning_schema = _reasoning_model(self.ids)
+        self.reasoning_schema = _reasoning_model(self.ids, [c.id for c in spec.criteria])
         self.label_system = f"{spec.label_system or prompts.LABELLING.system}\n\n{self.context}"
         self.reason_system = f"{prompts.REASONING.system}\n\n{self.context}"
 
@@ -191,7 +198,7 @@ class ScreeningPipeline(ClusteringStages):
             output_schema=self.reasoning_schema,
             max_output_tokens=None,
         )
-        return reasoned(labelled, result.parsed)
+        return reasoned(labelled, result.parsed, assess(result.parsed, self.spec.criteria, paper))
 
     # ---- stage 1+2: per-paper labelling and reasoning ---------------------------------
     async def _paper(self, item: ItemRow, progress: _Progress) -> None:

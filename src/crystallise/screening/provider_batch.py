@@ -27,6 +27,7 @@ from crystallise.llm.batches import TERMINAL, BatchAPI, BatchOutput, request_lin
 from crystallise.llm.client import ChatResult, PreparedCall
 from crystallise.llm.cost import BATCH_SUFFIX
 from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.screening.assessment import assess
 from crystallise.screening.scoring import (
     TOP_LOGPROBS,
     distribution_fields,
@@ -102,7 +103,9 @@ class ProviderBatches:
         if stage == "reasoning":
             if not results or results[0].parsed is None:
                 return False
-            self.p.writer.put(item.seq, "reasoned", reasoned(item.result or {}, results[0].parsed))
+            parsed = results[0].parsed
+            assessment = assess(parsed, self.p.spec.criteria, item.input)
+            self.p.writer.put(item.seq, "reasoned", reasoned(item.result or {}, parsed, assessment))
             return True
         if self.p.spec.scoring == "distribution" and item.seq not in self.sample_instead:
             probs = score_distribution(results[0].choices[0].logprobs) if results else None

@@ -186,10 +186,43 @@ class ScreeningResult(BaseModel):
     reasoning: str | None = None
     verdict: str | None = None
     decisive_criteria: list[Any] | None = None
+    criteria_assessment: list[CriterionVerdict] | None = None
+    exclusion_reason: str | None = Field(
+        None, description="below the threshold: the criterion that excludes it, or 'unclear'"
+    )
     flags: list[str] | None = None
     cluster_id: int | None = None
     cluster_ids: list[int] | None = None
     error: str | None = None
+
+
+class CriterionVerdict(BaseModel):
+    criterion: str = Field(description="the criterion's name (else its id and text)")
+    id: str
+    type: str
+    verdict: Literal["met", "not_met", "unclear"]
+    quote: str | None = None
+    quote_verified: bool = False
+
+
+class ReasonCount(BaseModel):
+    reason: str
+    count: int
+
+
+class PrismaCounts(BaseModel):
+    """The screening part of the PRISMA 2020 flow; records_screened = included + excluded +
+    failed + pending."""
+
+    job_id: str
+    threshold: float
+    records_screened: int
+    included: int
+    excluded: int
+    failed: int
+    pending: int
+    duplicates_flagged: int
+    excluded_by_reason: list[ReasonCount]
 
 
 class ReasonCluster(BaseModel):

@@ -124,14 +124,17 @@ def rating_text(result: dict[str, Any]) -> str:
     return ", ".join(map(str, scores)) + f" (mean {statistics.fmean(scores):.2f})"
 
 
-def reasoned(labelled: dict[str, Any], parsed: Any) -> dict[str, Any]:
-    """A labelled result with its reasoning, verdict and decisive criteria; flagged when the
-    verdict contradicts the scores."""
+def reasoned(
+    labelled: dict[str, Any], parsed: Any, assessment: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A labelled result with its reasoning, verdict, decisive criteria and per-criterion
+    assessment (screening/assessment.py); flagged when the verdict contradicts the scores."""
     result = {
         **labelled,
         "reasoning": parsed.reasoning,
         "verdict": parsed.verdict,
         "decisive_criteria": [c for c in parsed.decisive_criteria if c != "none"],
+        "criteria_assessment": assessment or [],
     }
     if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
         result["verdict"] == "met" and result["mean_score"] <= 2

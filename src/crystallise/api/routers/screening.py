@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.types import INT32_MAX
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
+from crystallise.jobs.specs import ScreeningJobSpec, load_spec
 from crystallise.jobs.submit import (
     check_scoring,
     model_warnings,
@@ -18,7 +20,9 @@ from crystallise.jobs.submit import (
     submit_screening,
 )
 from crystallise.screening import schemas as s
+from crystallise.screening.assessment import with_reason
 from crystallise.screening.estimate import DISCLAIMER, estimate_screening
+from crystallise.screening.prisma import prisma_counts, prisma_svg
 
 router = APIRouter(prefix="/screening", tags=["screening"])
 # a failed job's partial results stay readable (and resumable with /retry)
@@ -41,9 +45,19 @@ def _summary(row: JobRow) -> s.ScreeningJobSummary:
     )
 
 
+def _threshold(row: JobRow) -> float:
+    return load_spec(ScreeningJobSpec, row.model, row.config or {}).threshold
+
+
 def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
-    """The poll answer: state always; results and clusters once the job has ended."""
-    results = [i.result for i in items if i.result is not None] if items is not None else None
+    """The poll answer: state always; results (with exclusion reasons at the job's
+    threshold) and clusters once the job has ended."""
+    threshold = _threshold(row)
+    results = (
+        [with_reason(i.result, threshold) for i in items if i.result is not None]
+        if items is not None
+        else None
+    )
     ended = row.status in _TERMINAL_WITH_RESULTS
     return s.ScreeningJobResponse(
         job_id=row.id,
@@ -99,8 +113,10 @@ async def results_page(
 ) -> s.ResultsPage:
     row = await get_job_or_404(services, "screening", job_id)
     page = await services.store.result_page(job_id, offset, limit)
+    threshold = _threshold(row)
     results: list[dict[str, Any]] = [
-        {"id": i.item_id, "status": i.status, **(i.result or {})} for i in page
+        {"id": i.item_id, "status": i.status, **with_reason(i.result or {}, threshold)}
+        for i in page
     ]
     return s.ResultsPage(
         job_id=job_id, offset=offset, limit=limit, total=row.item_count, results=results
@@ -130,6 +146,23 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         repetitions=body.repetitions,
         disclaimer=DISCLAIMER,
     )
+
+
+@router.get("/jobs/{job_id}/prisma", response_model=s.PrismaCounts)
+async def prisma(
+    job_id: str,
+    services: ServicesDep,
+    threshold: float | None = Query(None, ge=1, le=5, description="default: the job's"),
+    format: Literal["json", "svg"] = Query("json"),
+) -> Any:
+    """The screening part of the PRISMA 2020 flow: records screened, excluded (in all and by
+    reason), included at the threshold, duplicates flagged, failed; ``format=svg`` draws it."""
+    row = await get_job_or_404(services, "screening", job_id)
+    items = await services.store.all_items(job_id)
+    counts = prisma_counts(items, _threshold(row) if threshold is None else threshold)
+    if format == "svg":
+        return Response(prisma_svg(counts), media_type="image/svg+xml")
+    return s.PrismaCounts(job_id=job_id, **counts)
 
 
 add_job_routes(router, "screening", _summary, s.ScreeningJobSummary)

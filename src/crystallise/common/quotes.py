@@ -1,4 +1,5 @@
-"""Checking evidence quotes against the record they claim to quote."""
+"""Checking quotes (indexer evidence, screening criterion quotes) against the record they claim
+to quote."""
 
 from __future__ import annotations
 
