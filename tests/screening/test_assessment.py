@@ -116,6 +116,10 @@ def test_mock_assessment_reasons_exports_and_prisma(client: TestClient) -> None:
     assert f"Records excluded (n = {counts['excluded']})" in text
     assert f"Records included (n = {counts['included']})" in text
 
+    methods = client.get(f"/v1/screening/jobs/{job_id}/provenance").json()["methods"]
+    first = counts["excluded_by_reason"][0]
+    assert f"exclusions by reason: {first['reason']}: {first['count']}" in methods
+
     exported = client.get(f"/v1/screening/jobs/{job_id}/export?format=csv").content
     rows = list(csv.DictReader(io.StringIO(exported.decode("utf-8-sig"))))
     assert {"exclusion_reason", "I1_verdict", "I1_quote", "E1_verdict"} <= set(rows[0])

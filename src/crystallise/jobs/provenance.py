@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import NotFound
+from crystallise.screening.prisma import prisma_counts
 from crystallise.services import Services
 
 # settings that shape a job's results or cost (never a key or a secret)
@@ -128,7 +129,23 @@ async def _counts(
         scored = [r for r in results if "final_score" in r]
         counts["below_threshold"] = sum(1 for r in scored if r["final_score"] < threshold)
         counts["at_or_above_threshold"] = len(scored) - counts["below_threshold"]
+        reasons = prisma_counts(items, threshold)["excluded_by_reason"]
+        counts.update({f"excluded: {r['reason']}": r["count"] for r in reasons})
     return counts
+
+
+def _reasons_sentence(counts: dict[str, int]) -> str:
+    """The PRISMA 2020 exclusions by reason: the criterion each excluded record failed."""
+    reasons = [
+        (k.removeprefix("excluded: "), n) for k, n in counts.items() if k.startswith("excluded: ")
+    ]
+    if not reasons:
+        return ""
+    listed = "; ".join(f"{reason}: {n}" for reason, n in reasons)
+    return (
+        " Each excluded record was assigned the eligibility criterion it failed, from the "
+        f"model's per-criterion verdicts (PRISMA 2020 exclusions by reason: {listed})."
+    )
 
 
 def methods_paragraph(p: Provenance) -> str:
@@ -156,6 +173,7 @@ def methods_paragraph(p: Provenance) -> str:
             f"short justification per record; {p.counts['failed']} records could not be rated. "
             f"At the job's threshold of {params['threshold']:g}, {p.counts['below_threshold']} "
             f"records scored below and {p.counts['at_or_above_threshold']} at or above it."
+            + _reasons_sentence(p.counts)
         )
     else:
         how = (
