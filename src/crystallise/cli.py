@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("question", help="The research question, quoted.")
     _add_common(check)
+    prisma = sub.add_parser(
+        "prisma", help="PRISMA 2020 screening counts and flow diagram of a job or an export."
+    )
+    prisma.add_argument("job", help="A screening job id (embedded store) or a file we exported.")
+    prisma.add_argument("--out", default=None, help="Write the diagram (.svg) or counts (.json).")
+    prisma.add_argument("--threshold", type=float, default=None, help="Include at >= this.")
     db = sub.add_parser("db", help="Database commands.")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="Apply all migrations to CRYSTALLISE_DATABASE_URL.")
@@ -98,6 +104,12 @@ def _add_job_commands(sub: Any) -> None:
             command.add_argument(
                 "--threshold", type=float, default=None, help="Include at final_score >= this."
             )
+            command.add_argument(
+                "--labels",
+                default=None,
+                help="Reviewers' labels (CSV: id or doi, reviewer, label 0/1): print the "
+                "agreement after the job and write it beside the output.",
+            )
         _add_common(command)
 
 
@@ -118,6 +130,10 @@ def _researcher_command(args: argparse.Namespace, settings: Any) -> int:
             from crystallise.commands.criteria import check_question
 
             return check_question(args, settings)
+        if args.command == "prisma":
+            from crystallise.commands.audit import prisma_command
+
+            return prisma_command(args, settings)
         from crystallise.commands.screen import run_command
 
         return run_command(args, settings, "screening" if args.command == "screen" else "indexer")
@@ -185,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {_settings_problem(exc)}", file=sys.stderr)
         return 2
 
-    if args.command in ("screen", "index", "criteria"):
+    if args.command in ("screen", "index", "criteria", "prisma"):
         return _researcher_command(args, settings)
     if args.command == "serve":
         _share_metrics(settings)  # before anything imports prometheus_client

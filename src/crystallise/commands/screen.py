@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -187,6 +188,7 @@ def run_command(args: argparse.Namespace, settings: Settings, kind: JobKind) -> 
     else:
         body = indexing_request(args, parsed)
     path, fmt = output_target(args, parsed, "screened" if kind == "screening" else "indexed")
+    labels = _labels(args, parsed)  # checked before any work
     confirm = confirmer(console, args.confirm_above, args.yes)
     view = ProgressView(console, "starting")
     with view.progress:
@@ -204,4 +206,38 @@ def run_command(args: argparse.Namespace, settings: Settings, kind: JobKind) -> 
     console.print(summary_table(result, path))
     if result.error:
         console.print(f"[red]{result.error}[/]")
+    if labels is not None and result.status == "completed":
+        _report_agreement(args, settings, result.job_id, labels, threshold, path, console)
     return 0 if result.status == "completed" else 1
+
+
+def _labels(args: argparse.Namespace, parsed: ParseResult) -> dict[str, dict[str, int]] | None:
+    if not getattr(args, "labels", None):
+        return None
+    from crystallise.commands.audit import read_labels
+
+    by_doi = {r.doi.lower(): r.id for r in parsed.records if r.doi}
+    return read_labels(Path(args.labels), by_doi)
+
+
+def _report_agreement(
+    args: argparse.Namespace,
+    settings: Settings,
+    job_id: str,
+    labels: dict[str, dict[str, int]],
+    threshold: float | None,
+    out: Path,
+    console: Console,
+) -> None:
+    """The agreement table and report after the job; the answer as JSON beside the output."""
+    from crystallise.commands.audit import agreement_for, agreement_table
+    from crystallise.decisions.schemas import AgreementRequest
+
+    body = AgreementRequest(reviewers=labels, threshold=threshold if threshold else 3.0)
+    headers = {"X-API-Key": args.api_key} if args.api_key else None
+    answer = agreement_for(settings, job_id, body, args.url, headers)
+    console.print(agreement_table(answer))
+    console.print(answer["report"])
+    target = out.with_name(out.stem + ".agreement.json")
+    target.write_text(json.dumps(answer, indent=2), encoding="utf-8")
+    console.print(f"Agreement written to {target}")
