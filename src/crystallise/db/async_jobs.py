@@ -42,6 +42,12 @@ class AsyncJobStore:
     async def list_jobs(self, kind: JobKind, limit: int = 50) -> list[JobRow]:
         return await _off_loop(self.sync.list_jobs, kind, limit)
 
+    async def count_reusable(self, keys: Sequence[str]) -> int:
+        return await _off_loop(self.sync.count_reusable, keys)
+
+    async def reuse_results(self, job_id: str) -> int:
+        return await _off_loop(self.sync.reuse_results, job_id)
+
     async def spend(
         self, since: datetime, tenant: str | None = None
     ) -> dict[str, dict[str, float]]:

@@ -133,8 +133,10 @@ class JobStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         encrypted_openai_key: str | None = None,
+        reuse_keys: Sequence[str | None] | None = None,
     ) -> JobRow:
-        """Insert a pending job and one row per ``(item_id, input)`` in one transaction."""
+        """Insert a pending job and one row per ``(item_id, input)`` in one transaction
+        (``reuse_keys``: one per item, screening/reuse.py)."""
         now = utcnow()
         row = _MODELS[kind](
             id=job_id,
@@ -171,6 +173,7 @@ class JobStore:
                             "status": "pending",
                             "input": payload,
                             "result": None,
+                            "reuse_key": reuse_keys[start + i] if reuse_keys else None,
                             "updated_at": now,
                         }
                         for i, (item_id, payload) in enumerate(chunk)
@@ -268,6 +271,64 @@ class JobStore:
             with self._sessions() as session:
                 counts.update({(kind, status): n for status, n in session.execute(stmt)})
         return counts
+
+    # ---- reuse across jobs (screening/reuse.py) -------------------------------------------
+    def _reusable(self, session: Session, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
+        """key -> (job id, result) of a paper already reasoned under that key in a completed
+        screening job (keys carry the tenant: no result crosses tenants)."""
+        found: dict[str, tuple[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            stmt = (
+                select(JobItem.reuse_key, JobItem.job_id, JobItem.result)
+                .join(ScreeningJob, ScreeningJob.id == JobItem.job_id)
+                .where(
+                    JobItem.reuse_key.in_(keys[start : start + 500]),
+                    JobItem.status.in_(("reasoned", "done")),
+                    ScreeningJob.status == "completed",
+                )
+            )
+            for key, job_id, result in session.execute(stmt):
+                found.setdefault(key, (job_id, result))
+        return found
+
+    def count_reusable(self, keys: Sequence[str]) -> int:
+        """How many of ``keys`` a job could reuse (the estimate prices only the rest)."""
+        with self._sessions() as session:
+            found = self._reusable(session, list(set(keys)))
+        return sum(1 for key in keys if key in found)
+
+    def reuse_results(self, job_id: str) -> int:
+        """Give the job's pending papers the stored results of the same papers under the same
+        setup (``reused_from``: the job they come from; cluster fields dropped, as themes are
+        derived again for the whole set); they go on as reasoned. Returns how many."""
+        with self._sessions.begin() as session:
+            pending = list(
+                session.execute(
+                    select(JobItem.seq, JobItem.reuse_key).where(
+                        JobItem.job_id == job_id,
+                        JobItem.status == "pending",
+                        JobItem.reuse_key.is_not(None),
+                    )
+                )
+            )
+            found = self._reusable(session, list({str(key) for _, key in pending}))
+            now = utcnow()
+            for seq, key in pending:
+                if key not in found:
+                    continue
+                source_job, result = found[key]
+                kept = {k: v for k, v in (result or {}).items()
+                        if k not in ("cluster_id", "cluster_ids", "reused_from")}  # fmt: skip
+                session.execute(
+                    update(JobItem)
+                    .where(JobItem.job_id == job_id, JobItem.seq == seq)
+                    .values(
+                        status="reasoned",
+                        result={**kept, "reused_from": source_job},
+                        updated_at=now,
+                    )
+                )
+        return sum(1 for _, key in pending if key in found)
 
     def unfinished_jobs(self, kind: JobKind) -> list[JobRow]:
         model = _MODELS[kind]

@@ -82,8 +82,14 @@ class JobItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     input: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # screening: hash of the paper's text and the screening setup (screening/reuse.py), so a
+    # later job of the same tenant and setup can reuse the result instead of paying again
+    reuse_key: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (Index("ix_job_items_status", "job_id", "status"),)
+    __table_args__ = (
+        Index("ix_job_items_status", "job_id", "status"),
+        Index("ix_job_items_reuse", "reuse_key"),
+    )
 
 
 class ServiceConfigRow(Base):

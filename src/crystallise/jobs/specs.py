@@ -69,6 +69,7 @@ class ScreeningJobSpec(JobSpec):
     temperature: float | None = None  # from the service config; default sampling when None
     scoring: Literal["samples", "distribution"] = "samples"  # screening/scoring.py
     batch: bool = False  # labelling and reasoning through the Batch API (provider_batch.py)
+    reuse: bool = True  # reuse results of the same papers and setup (screening/reuse.py)
 
 
 class IndexerJobSpec(JobSpec):

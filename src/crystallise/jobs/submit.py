@@ -35,8 +35,10 @@ from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, pr
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
 from crystallise.screening.estimate import estimate_screening, format_usd
+from crystallise.screening.reuse import reuse_keys
 from crystallise.screening.schemas import ScreeningRequest
 from crystallise.services import Services
+from crystallise.tenancy import job_owner
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -96,54 +98,70 @@ def check_scoring(settings: Settings, model: str, scoring: str) -> str:
 
 def screening_spec(
     services: Services, body: ScreeningRequest, measured_reasoning: float | None = None
-) -> tuple[ScreeningJobSpec, float]:
-    """The job spec the request stands for and its estimated cost (400 over the ceiling);
-    ``measured_reasoning``: hidden reasoning tokens per answer from recent jobs."""
+) -> tuple[ScreeningJobSpec, float, list[str | None] | None]:
+    """The job spec the request stands for, its estimated cost (400 over the ceiling) and
+    each paper's reuse key (screening/reuse.py; None for a mock job). The estimate prices
+    only the papers it will not reuse; ``measured_reasoning``: hidden reasoning tokens per
+    answer from recent jobs."""
     check_job_size(services, "papers", len(body.papers))
     main, clustering = screening_models(services, body.model)
-    criteria = normalise_criteria(body.criteria)
-    assignment = services.settings.assignment_model or main.model
-    estimate = estimate_screening(
-        model=main.model,
-        clustering_model=clustering.model,
-        assignment_model=assignment,
-        papers_count=len(body.papers),
-        repetitions=body.repetitions,
-        criteria_count=len(criteria),
-        paper_tokens_total=sum(
-            estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
-        ),
-        capabilities=capabilities_for(services.settings, main.model),
-        scoring=check_scoring(services.settings, main.model, body.scoring),
-        batch=body.batch,
-        measured_reasoning=measured_reasoning,
-    )
-    cost = float(estimate["estimated_cost_usd"])
-    _check_ceiling(cost, body.max_estimated_cost_usd)
     config = services.configs.get("screening")
     label_system = services.configs.system_override("screening")
-    versions = _versions("screening.", "screening.labelling", label_system)
     spec = ScreeningJobSpec(
         model=main.model,
         model_explicit=main.explicit,
         clustering_model=clustering.model,
-        assignment_model=assignment,
+        assignment_model=services.settings.assignment_model or main.model,
         warnings=model_warnings(main, clustering),
-        criteria=criteria,
+        criteria=normalise_criteria(body.criteria),
         questions=body.questions,
         repetitions=body.repetitions,
         threshold=body.threshold,
         clusters_type=body.clusters_type,
         label_system=label_system,
         temperature=config.temperature,
-        prompt_versions=versions,
-        scoring=body.scoring,
+        prompt_versions=_versions("screening.", "screening.labelling", label_system),
+        scoring=check_scoring(services.settings, main.model, body.scoring),
         batch=body.batch,
+        reuse=body.reuse,
     )
-    return spec, cost
+    papers = [p.model_dump(exclude_none=True) for p in body.papers]
+    keys = None if body.mock else reuse_keys(papers, spec, job_owner())
+    reused = services.jobs.count_reusable([k for k in keys if k]) if keys and body.reuse else 0
+    cost = _screening_cost(services, body, spec, measured_reasoning, reused)
+    _check_ceiling(cost, body.max_estimated_cost_usd)
+    return spec, cost, keys
 
 
-def indexer_spec(services: Services, body: IndexerRequest) -> tuple[IndexerJobSpec, float]:
+def _screening_cost(
+    services: Services,
+    body: ScreeningRequest,
+    spec: ScreeningJobSpec,
+    measured_reasoning: float | None,
+    reused: int,
+) -> float:
+    estimate = estimate_screening(
+        model=spec.model,
+        clustering_model=spec.clustering_model,
+        assignment_model=spec.assignment_model,
+        papers_count=len(body.papers),
+        repetitions=body.repetitions,
+        criteria_count=len(spec.criteria),
+        paper_tokens_total=sum(
+            estimate_text_tokens(f"{p.title} {p.abstract}") for p in body.papers
+        ),
+        capabilities=capabilities_for(services.settings, spec.model),
+        scoring=spec.scoring,
+        batch=body.batch,
+        measured_reasoning=measured_reasoning,
+        reused=reused,
+    )
+    return float(estimate["estimated_cost_usd"])
+
+
+def indexer_spec(
+    services: Services, body: IndexerRequest
+) -> tuple[IndexerJobSpec, float, list[str | None] | None]:
     check_job_size(services, "records", len(body.records))
     choice = extraction_model(services, body.model)
     system_prompt = services.configs.system_override("extraction")
@@ -161,7 +179,7 @@ def indexer_spec(services: Services, body: IndexerRequest) -> tuple[IndexerJobSp
         prompt_versions=versions,
     )
     estimate = estimate_indexing(choice.model, body.fields, len(body.selected_records()))
-    return spec, float(estimate["estimated_cost_usd"])
+    return spec, float(estimate["estimated_cost_usd"]), None
 
 
 def _versions(prefix: str, overridable: str, override: str | None) -> dict[str, str]:
@@ -216,16 +234,18 @@ async def _submit(
     kind: JobKind,
     body: ScreeningRequest | IndexerRequest,
     submission: Submission,
-    prepare: Callable[[], tuple[JobSpec, float]],
+    prepare: Callable[[], tuple[JobSpec, float, list[str | None] | None]],
     items: Callable[[], list[tuple[str, dict[str, Any]]]],
 ) -> JobRow:
     existing = await find_idempotent(services, kind, submission, body)
     if existing is not None:
         return existing
-    spec, cost = await asyncio.to_thread(prepare)  # counting and config reads: off the loop
+    # token counting, config and reuse lookups: off the event loop
+    spec, cost, keys = await asyncio.to_thread(prepare)
     return await store_and_dispatch(
-        services, kind, body, submission, spec, items(), cost=cost, project_id=body.project_id
-    )
+        services, kind, body, submission, spec, items(),
+        cost=cost, project_id=body.project_id, reuse_keys=keys,
+    )  # fmt: skip
 
 
 # ---- idempotency, key policy, storage and dispatch ----------------------------------------
@@ -263,6 +283,7 @@ async def store_and_dispatch(
     *,
     cost: float,
     project_id: int | None,
+    reuse_keys: list[str | None] | None = None,
 ) -> JobRow:
     """Store the job (its per-request key only encrypted, if a secret is set) and start it."""
     source = key_source(services, bool(body.mock), submission.request_key)
@@ -283,6 +304,7 @@ async def store_and_dispatch(
             idempotency_key=submission.idempotency_key,
             request_hash=request_fingerprint(body),
             encrypted_openai_key=box.encrypt(key) if key and box is not None else None,
+            reuse_keys=reuse_keys,
         )
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the race

@@ -76,14 +76,24 @@ def estimate_screening(
     scoring: str = "samples",
     batch: bool = False,
     measured_reasoning: float | None = None,
+    reused: int = 0,
 ) -> dict[str, Any]:
     """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
     the shared prompt prefix priced at the cached rate after each stage's first call, and a
     paper's own prompt cached for its repetitions after the first (the pipeline sends that
     one first). ``scoring="distribution"``: one labelling answer per paper; ``batch``:
     labelling and reasoning at Batch API prices; ``measured_reasoning``: the hidden reasoning
-    tokens per answer this model billed in recent jobs, used instead of the allowance."""
+    tokens per answer this model billed in recent jobs, used instead of the allowance;
+    ``reused``: papers whose stored results the job reuses (no labelling or reasoning; they
+    are still themed and assigned)."""
     caps = capabilities or get_capabilities(model)
+    total_papers = papers_count
+    if reused and papers_count:
+        new = max(papers_count - reused, 0)
+        paper_tokens_total = (
+            None if paper_tokens_total is None else paper_tokens_total * new // papers_count
+        )
+        papers_count = new
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
     papers = (
@@ -98,12 +108,12 @@ def estimate_screening(
     reason_in = papers_count * (reason_static + context + 20) + papers
     assessment = ASSESSMENT_TOKENS_PER_CRITERION * max(criteria_count, 1)
     reason_out = papers_count * (REASON_OUTPUT_TOKENS + assessment + per_answer_extra)
-    batches = -(-papers_count // ASSIGN_BATCH)
+    batches = -(-total_papers // ASSIGN_BATCH)
     assigner = assignment_model or clustering_model
     cluster_in, cluster_out, cluster_cost = _clustering(
         clustering_model,
         assigner,
-        papers_count,
+        total_papers,
         batches,
         per_answer_extra if assigner == model else None,
     )
@@ -116,7 +126,7 @@ def estimate_screening(
         "estimated_input_tokens": int(main_in + cluster_in),
         "estimated_cached_input_tokens": int(label_cached + reason_cached),
         "estimated_output_tokens": int(main_out + cluster_out),
-        "cost_per_paper_usd": round(cost / max(papers_count, 1), 8),
+        "cost_per_paper_usd": round(cost / max(total_papers, 1), 8),
         "assumptions": _assumptions(
             caps, calls, per_answer_extra, label_cached > 0, scoring, batch, measured_reasoning
         ),

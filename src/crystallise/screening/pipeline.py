@@ -106,6 +106,7 @@ class ScreeningPipeline(ClusteringStages):
         reps = 1 if spec.scoring == "distribution" else spec.repetitions
         self.label_calls = label_calls_per_paper(caps, reps)
         self.distribution_fallbacks = 0  # answers that came back without log-probabilities
+        self.reused = 0  # papers whose results came from an earlier job (screening/reuse.py)
         self.context = job_context(spec.criteria, spec.questions)
         self.ids = criterion_ids(spec.criteria, spec.questions)
         self.reasoning_schema = _reasoning_model(self.ids, [c.id for c in spec.criteria])
@@ -252,7 +253,7 @@ class ScreeningPipeline(ClusteringStages):
         await self.ctx.save_usage(self._usage_columns())
 
     def _usage_columns(self) -> dict[str, Any]:
-        usage = {**self.tally.summary(), "tally": self.tally.to_dict()}
+        usage = {**self.tally.summary(), "tally": self.tally.to_dict(), "reused_count": self.reused}
         return {"usage": usage, "model_version": self.model_version}
 
     def _window(self) -> int:
@@ -268,6 +269,7 @@ class ScreeningPipeline(ClusteringStages):
         if job is not None and job.usage and job.usage.get("tally"):
             self.tally.merge_dict(job.usage["tally"])  # resumed: keep what was spent
             self.model_version = job.model_version
+            self.reused += int(job.usage.get("reused_count") or 0)
         job_id = self.ctx.job_id
         total = await self.store.count_items(job_id)
         progress = _Progress(total=total)
@@ -278,6 +280,8 @@ class ScreeningPipeline(ClusteringStages):
         return progress
 
     async def run(self) -> JobOutcome:
+        if self.spec.reuse:  # papers screened before under this setup: their results, free
+            self.reused = await self.store.reuse_results(self.ctx.job_id)
         progress = await self._progress()
         started = time.monotonic()
         try:
@@ -314,6 +318,8 @@ class ScreeningPipeline(ClusteringStages):
             "scoring": self.spec.scoring,
             "tally": self.tally.to_dict(),
         }
+        usage["reused_count"] = self.reused
+        usage["screened_count"] = total - self.reused
         if self.spec.scoring == "distribution":  # papers sampled: no log-probabilities came
             usage["distribution_fallbacks"] = self.distribution_fallbacks
         failed = await self.store.items(

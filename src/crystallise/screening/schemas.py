@@ -115,8 +115,13 @@ class ScreeningRequest(BaseModel):
     # labelling and reasoning through the provider's Batch API: half the price, finished
     # within 24 hours (the job stays running meanwhile)
     batch: StrictBool = False
+    # reuse the stored results of papers this tenant screened before under the same setup
+    # (an updated search pays only for its new records); false screens every paper again
+    reuse: StrictBool = True
 
-    _options_null_is_default = field_validator("scoring", "batch", mode="before")(_null_is_default)
+    _options_null_is_default = field_validator("scoring", "batch", "reuse", mode="before")(
+        _null_is_default
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
@@ -187,6 +192,7 @@ class ScreeningResult(BaseModel):
     verdict: str | None = None
     decisive_criteria: list[Any] | None = None
     criteria_assessment: list[CriterionVerdict] | None = None
+    reused_from: str | None = Field(None, description="the job whose result this reuses")
     exclusion_reason: str | None = Field(
         None, description="below the threshold: the criterion that excludes it, or 'unclear'"
     )

@@ -1,0 +1,75 @@
+"""Living reviews (issue 26, item 1): a job reuses the stored results of papers screened
+before under the same setup and tenant, pays only for the new ones, and says so."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from crystallise.api.app import create_app
+from tests.conftest import make_settings
+from tests.fake_openai import FakeOpenAIServer
+
+CRITERIA = [{"name": "Design", "type": "include", "value": "Randomised trials"}]
+ALICE, BOB = {"X-API-Key": "k-alice"}, {"X-API-Key": "k-bob"}
+
+
+def _papers(start: int, end: int) -> list[dict[str, str]]:
+    return [
+        {"id": f"p{i}", "title": f"Trial {i} of exercise", "abstract": f"Adults {i}."}
+        for i in range(start, end)
+    ]
+
+
+def _run(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    request = {"criteria": CRITERIA, "model": "gpt-4.1-mini", "repetitions": 2, **body}
+    created = client.post("/v1/screening/jobs", json=request, headers=headers)
+    assert created.status_code == 200, created.text
+    job_id = created.json()["job_id"]
+    deadline = time.monotonic() + 60
+    while (job := client.get(f"/v1/screening/jobs/{job_id}", headers=headers).json())[
+        "status"
+    ] not in ("completed", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return dict(job)
+
+
+def test_an_updated_search_pays_only_for_its_new_records(
+    tmp_path: Path, fake: FakeOpenAIServer
+) -> None:
+    tenants = {"alice": {"keys": ["k-alice"]}, "bob": {"keys": ["k-bob"]}}
+    with TestClient(create_app(make_settings(tmp_path, fake, tenants=tenants))) as client:
+        first = _run(client, ALICE, papers=_papers(0, 10))
+        calls_first = fake.state.calls["chat"]
+        fresh = client.post(
+            "/v1/screening/estimate",
+            json={"papers_count": 15, "model": "gpt-4.1-mini", "repetitions": 2,
+                  "criteria_count": 1},
+            headers=ALICE,
+        ).json()["estimated_cost_usd"]  # fmt: skip
+        second = _run(client, ALICE, papers=_papers(0, 15))
+        calls_second = fake.state.calls["chat"] - calls_first
+        assert second["status"] == "completed"
+        reused = [r for r in second["results"] if r.get("reused_from")]
+        assert {r["id"] for r in reused} == {f"p{i}" for i in range(10)}
+        assert all(r["reused_from"] == first["job_id"] for r in reused)
+        old = {r["id"]: r["final_score"] for r in first["results"]}
+        assert all(r["final_score"] == old[r["id"]] for r in reused)  # decisions do not shift
+        assert second["usage"]["reused_count"] == 10 and second["usage"]["screened_count"] == 5
+        # 5 new papers x (labelling + reasoning) plus the themes, not 15 papers' worth
+        assert calls_second < calls_first
+        assert second["estimated_cost_usd"] < fresh
+
+        other_tenant = _run(client, BOB, papers=_papers(0, 3))
+        assert not any(r.get("reused_from") for r in other_tenant["results"])
+        no_reuse = _run(client, ALICE, papers=_papers(0, 3), reuse=False)
+        assert not any(r.get("reused_from") for r in no_reuse["results"])
+        other_setup = _run(client, ALICE, papers=_papers(0, 3), repetitions=3)
+        assert not any(r.get("reused_from") for r in other_setup["results"])
+        mock = _run(client, ALICE, papers=_papers(0, 3), mock=True)
+        again = _run(client, ALICE, papers=_papers(20, 23), mock=False)
+        assert not any(r.get("reused_from") for r in mock["results"] + again["results"])
