@@ -92,6 +92,7 @@ def test_every_per_job_route_is_404_for_another_tenant(app_client: TestClient) -
         body = {
             "calibrate": {"labels": {"p0": 1}},
             "agreement": {"reviewers": {"ann": {"p0": 1}}, "threshold": 3},
+            "update": {"papers": [{"id": "new-1", "title": "A new trial of yoga"}]},
         }.get(url.rsplit("/", 1)[-1], {})
         bob = app_client.request(method, url, headers=BOB, json=body if method == "POST" else None)
         assert bob.status_code == 404, (method, path, bob.status_code, bob.text[:200])

@@ -73,3 +73,41 @@ def test_an_updated_search_pays_only_for_its_new_records(
         mock = _run(client, ALICE, papers=_papers(0, 3), mock=True)
         again = _run(client, ALICE, papers=_papers(20, 23), mock=False)
         assert not any(r.get("reused_from") for r in mock["results"] + again["results"])
+
+
+def test_update_adds_new_papers_dedups_and_reuses(tmp_path: Path, fake: FakeOpenAIServer) -> None:
+    with TestClient(create_app(make_settings(tmp_path, fake))) as client:
+        old = [{**p, "doi": f"10.1/x{i}"} for i, p in enumerate(_papers(0, 8))]
+        first = _run(client, {}, papers=old, threshold=3)
+        calls_first = fake.state.calls["chat"]
+        update = [
+            {"id": "again-by-doi", "title": "Other words", "doi": "10.1/X3"},  # duplicate
+            {"id": "again-by-title", "title": "Trial 5 of exercise", "abstract": "Adults 5."},
+            *_papers(100, 104),  # new
+        ]
+        response = client.post(
+            f"/v1/screening/jobs/{first['job_id']}/update", json={"papers": update}
+        )
+        assert response.status_code == 200, response.text
+        created = response.json()
+        assert created["update_of"] == first["job_id"]
+        assert (created["added_count"], created["duplicate_count"]) == (4, 2)
+        assert set(created["duplicate_ids"]) == {"again-by-doi", "again-by-title"}
+        assert created["reused_count"] == 8
+        deadline = time.monotonic() + 60
+        while (job := client.get(f"/v1/screening/jobs/{created['job_id']}").json())[
+            "status"
+        ] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert job["papers_count"] == 12 and job["update_of"] == first["job_id"]
+        assert job["reused_count"] == 8 and job["added_count"] == 4
+        assert fake.state.calls["chat"] - calls_first < calls_first  # only 4 papers screened
+        provenance = client.get(f"/v1/screening/jobs/{created['job_id']}/provenance").json()
+        assert provenance["parameters"]["update_of"] == first["job_id"]
+        assert provenance["parameters"]["threshold"] == 3
+        clash = client.post(
+            f"/v1/screening/jobs/{first['job_id']}/update",
+            json={"papers": [{"id": "p1", "title": "A wholly different paper about sleep"}]},
+        )
+        assert clash.status_code == 400 and "p1" in clash.json()["detail"]

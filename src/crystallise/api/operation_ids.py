@@ -23,6 +23,7 @@ _NAMES: dict[str, str] = {
     "calibrate_job": "calibrate{Kind}Job",
     "agreement": "compare{Kind}JobWithReviewers",
     "prisma": "get{Kind}JobPrisma",
+    "update_job": "update{Kind}Job",
     "prioritize": "prioritizeRecords",
     "stopping": "testStopping",
     "run": "runIndexer",

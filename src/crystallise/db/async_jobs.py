@@ -45,6 +45,9 @@ class AsyncJobStore:
     async def count_reusable(self, keys: Sequence[str]) -> int:
         return await _off_loop(self.sync.count_reusable, keys)
 
+    async def count_reusable_for(self, job_id: str) -> int:
+        return await _off_loop(self.sync.count_reusable_for, job_id)
+
     async def reuse_results(self, job_id: str) -> int:
         return await _off_loop(self.sync.reuse_results, job_id)
 

@@ -35,6 +35,34 @@ _INSERT_CHUNK = 1000
 _SPEND_KEYS = ("jobs", "spent_usd", "reserved_usd", "own_key_usd")
 
 
+def _insert_items(
+    session: Session,
+    job_id: str,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    reuse_keys: Sequence[str | None] | None,
+    now: datetime,
+) -> None:
+    """One pending row per ``(item_id, input)``, inserted in chunks."""
+    for start in range(0, len(items), _INSERT_CHUNK):
+        chunk = items[start : start + _INSERT_CHUNK]
+        session.execute(
+            insert(JobItem),
+            [
+                {
+                    "job_id": job_id,
+                    "seq": start + i,
+                    "item_id": item_id,
+                    "status": "pending",
+                    "input": payload,
+                    "result": None,
+                    "reuse_key": reuse_keys[start + i] if reuse_keys else None,
+                    "updated_at": now,
+                }
+                for i, (item_id, payload) in enumerate(chunk)
+            ],
+        )
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -161,24 +189,7 @@ class JobStore:
         with self._sessions.begin() as session:
             session.add(row)
             session.flush()
-            for start in range(0, len(items), _INSERT_CHUNK):
-                chunk = items[start : start + _INSERT_CHUNK]
-                session.execute(
-                    insert(JobItem),
-                    [
-                        {
-                            "job_id": job_id,
-                            "seq": start + i,
-                            "item_id": item_id,
-                            "status": "pending",
-                            "input": payload,
-                            "result": None,
-                            "reuse_key": reuse_keys[start + i] if reuse_keys else None,
-                            "updated_at": now,
-                        }
-                        for i, (item_id, payload) in enumerate(chunk)
-                    ],
-                )
+            _insert_items(session, job_id, items, reuse_keys, now)
         return cast(JobRow, row)
 
     # Tenancy is enforced here and only here: every query that finds jobs is scoped to the
@@ -284,7 +295,7 @@ class JobStore:
                 .where(
                     JobItem.reuse_key.in_(keys[start : start + 500]),
                     JobItem.status.in_(("reasoned", "done")),
-                    ScreeningJob.status == "completed",
+                    ScreeningJob.status.in_(TERMINAL_STATUSES),  # a paper's result is final
                 )
             )
             for key, job_id, result in session.execute(stmt):
@@ -295,6 +306,21 @@ class JobStore:
         """How many of ``keys`` a job could reuse (the estimate prices only the rest)."""
         with self._sessions() as session:
             found = self._reusable(session, list(set(keys)))
+        return sum(1 for key in keys if key in found)
+
+    def count_reusable_for(self, job_id: str) -> int:
+        """How many of a stored job's pending papers would reuse a result when it runs."""
+        with self._sessions() as session:
+            keys = list(
+                session.scalars(
+                    select(JobItem.reuse_key).where(
+                        JobItem.job_id == job_id,
+                        JobItem.status == "pending",
+                        JobItem.reuse_key.is_not(None),
+                    )
+                )
+            )
+            found = self._reusable(session, [str(k) for k in set(keys)])
         return sum(1 for key in keys if key in found)
 
     def reuse_results(self, job_id: str) -> int:

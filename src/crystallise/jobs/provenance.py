@@ -99,6 +99,10 @@ def _parameters(kind: JobKind, config: dict[str, Any]) -> dict[str, Any]:
             "questions",
             "scoring",
             "batch",
+            "reuse",
+            "update_of",
+            "added_count",
+            "duplicate_count",
         )
         if kind == "screening"
         else ("mode", "max_workers")

@@ -70,6 +70,10 @@ class ScreeningJobSpec(JobSpec):
     scoring: Literal["samples", "distribution"] = "samples"  # screening/scoring.py
     batch: bool = False  # labelling and reasoning through the Batch API (provider_batch.py)
     reuse: bool = True  # reuse results of the same papers and setup (screening/reuse.py)
+    # an update (jobs/update.py): the job it updates, papers added, duplicates of old papers
+    update_of: str | None = None
+    added_count: int | None = None
+    duplicate_count: int | None = None
 
 
 class IndexerJobSpec(JobSpec):

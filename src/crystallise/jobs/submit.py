@@ -200,17 +200,26 @@ def _check_ceiling(cost: float, ceiling: float | None) -> None:
 
 
 async def submit_screening(
-    services: Services, body: ScreeningRequest, submission: Submission | None = None
+    services: Services,
+    body: ScreeningRequest,
+    submission: Submission | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> JobRow:
-    """Validate, price, store and dispatch a screening job (or return the idempotent one)."""
+    """Validate, price, store and dispatch a screening job (or return the idempotent one);
+    ``lineage``: an update's ``update_of``, ``added_count`` and ``duplicate_count``."""
     main, _ = screening_models(services, body.model)
     measured = await services.store.reasoning_per_answer(main.model)
+
+    def prepare() -> tuple[JobSpec, float, list[str | None] | None]:
+        spec, cost, keys = screening_spec(services, body, measured)
+        return spec.model_copy(update=lineage or {}), cost, keys
+
     return await _submit(
         services,
         "screening",
         body,
         submission or Submission(),
-        lambda: screening_spec(services, body, measured),
+        prepare,
         lambda: [(p.id, p.model_dump(exclude_none=True)) for p in body.papers],
     )
 

@@ -78,44 +78,31 @@ def estimate_screening(
     measured_reasoning: float | None = None,
     reused: int = 0,
 ) -> dict[str, Any]:
-    """Input/output tokens and USD for labelling, reasoning, clustering and assignment, with
-    the shared prompt prefix priced at the cached rate after each stage's first call, and a
-    paper's own prompt cached for its repetitions after the first (the pipeline sends that
-    one first). ``scoring="distribution"``: one labelling answer per paper; ``batch``:
-    labelling and reasoning at Batch API prices; ``measured_reasoning``: the hidden reasoning
-    tokens per answer this model billed in recent jobs, used instead of the allowance;
-    ``reused``: papers whose stored results the job reuses (no labelling or reasoning; they
-    are still themed and assigned)."""
+    """Tokens and USD for labelling, reasoning, clustering and assignment: the shared prefix
+    cached after each stage's first call, a paper's prompt cached for its repetitions 2..n;
+    ``scoring="distribution"``: one answer per paper; ``batch``: Batch API prices;
+    ``measured_reasoning``: hidden reasoning tokens per answer billed lately; ``reused``:
+    papers with reused results (themed and assigned, not labelled or reasoned)."""
     caps = capabilities or get_capabilities(model)
     total_papers = papers_count
-    if reused and papers_count:
-        new = max(papers_count - reused, 0)
-        paper_tokens_total = (
-            None if paper_tokens_total is None else paper_tokens_total * new // papers_count
-        )
-        papers_count = new
+    papers_count, paper_tokens_total = _new_papers(papers_count, paper_tokens_total, reused)
     label_static, reason_static = _static_tokens()
     context = 40 + criteria_count * TOKENS_PER_CRITERION
-    papers = (
-        paper_tokens_total if paper_tokens_total is not None else papers_count * AVG_PAPER_TOKENS
-    )
+    papers = papers_count * AVG_PAPER_TOKENS if paper_tokens_total is None else paper_tokens_total
     answers = 1 if scoring == "distribution" else repetitions
     calls = label_calls_per_paper(caps, answers)
     per_answer_extra = _reasoning_extra(caps, measured_reasoning)
 
     label_in, label_cached = _labelling_input(papers_count, papers, label_static + context, calls)
     label_out = papers_count * answers * (LABEL_OUTPUT_TOKENS + per_answer_extra)
-    reason_in = papers_count * (reason_static + context + 20) + papers
-    assessment = ASSESSMENT_TOKENS_PER_CRITERION * max(criteria_count, 1)
-    reason_out = papers_count * (REASON_OUTPUT_TOKENS + assessment + per_answer_extra)
+    reason_in, reason_out = _reasoning_tokens(
+        papers_count, papers, reason_static + context, criteria_count, per_answer_extra
+    )
     batches = -(-total_papers // ASSIGN_BATCH)
     assigner = assignment_model or clustering_model
+    extra = per_answer_extra if assigner == model else None
     cluster_in, cluster_out, cluster_cost = _clustering(
-        clustering_model,
-        assigner,
-        total_papers,
-        batches,
-        per_answer_extra if assigner == model else None,
+        clustering_model, assigner, total_papers, batches, extra
     )
 
     reason_cached = max(papers_count - 1, 0) * cached_prefix_tokens(reason_static + context)
@@ -133,6 +120,25 @@ def estimate_screening(
         "estimated_cost_usd": round(cost, 4),
         "calls": papers_count * (calls + 1) + batches + 3,
     }
+
+
+def _reasoning_tokens(
+    papers_count: int, paper_tokens: int, prefix: int, criteria_count: int, extra: int
+) -> tuple[int, int]:
+    """Reasoning input and output: a short answer plus one assessment per criterion."""
+    assessment = ASSESSMENT_TOKENS_PER_CRITERION * max(criteria_count, 1)
+    return (
+        papers_count * (prefix + 20) + paper_tokens,
+        papers_count * (REASON_OUTPUT_TOKENS + assessment + extra),
+    )
+
+
+def _new_papers(papers: int, tokens: int | None, reused: int) -> tuple[int, int | None]:
+    """The papers (and their tokens) left to label and reason once ``reused`` are reused."""
+    if not reused or not papers:
+        return papers, tokens
+    new = max(papers - reused, 0)
+    return new, None if tokens is None else tokens * new // papers
 
 
 def _labelling_input(

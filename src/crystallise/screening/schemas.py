@@ -137,6 +137,25 @@ class ScreeningRequest(BaseModel):
         return self
 
 
+class UpdateRequest(BaseModel):
+    """The re-run search's papers (the same shape as job creation)."""
+
+    model_config = ConfigDict(extra="ignore")
+    papers: list[Paper] = Field(min_length=1)
+
+
+class JobUpdated(BaseModel):
+    job_id: str
+    status: str
+    progress: float
+    stage: str
+    update_of: str
+    added_count: int = Field(description="new papers, screened")
+    duplicate_count: int = Field(description="papers that repeat one of the old job's")
+    duplicate_ids: list[str]
+    reused_count: int = Field(description="papers whose stored results the new job reuses")
+
+
 class EstimateRequest(BaseModel):
     papers_count: int = Field(ge=1, le=10_000_000, strict=True)
     model: ModelName | None = None
@@ -262,6 +281,11 @@ class ScreeningJobResponse(BaseModel):
     usage: dict[str, Any] | None = None
     # "batch": true jobs: the provider's batches (id, stage, status, request counts)
     provider_batches: list[dict[str, Any]] | None = None
+    # an update of another job (POST .../update): what was added, duplicated and reused
+    update_of: str | None = None
+    added_count: int | None = None
+    duplicate_count: int | None = None
+    reused_count: int | None = None
     created_at: str | None = None
     completed_at: str | None = None
 

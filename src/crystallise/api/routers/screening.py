@@ -19,6 +19,7 @@ from crystallise.jobs.submit import (
     screening_models,
     submit_screening,
 )
+from crystallise.jobs.update import submit_update
 from crystallise.screening import schemas as s
 from crystallise.screening.assessment import with_reason
 from crystallise.screening.estimate import DISCLAIMER, estimate_screening
@@ -45,8 +46,12 @@ def _summary(row: JobRow) -> s.ScreeningJobSummary:
     )
 
 
+def _spec(row: JobRow) -> ScreeningJobSpec:
+    return load_spec(ScreeningJobSpec, row.model, row.config or {})
+
+
 def _threshold(row: JobRow) -> float:
-    return load_spec(ScreeningJobSpec, row.model, row.config or {}).threshold
+    return _spec(row).threshold
 
 
 def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
@@ -81,9 +86,20 @@ def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobRespons
         project_id=row.project_id,
         usage={k: v for k, v in (row.usage or {}).items() if k != "tally"} or None,
         provider_batches=row.provider_batches or None,
+        **_lineage(row),
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )
+
+
+def _lineage(row: JobRow) -> dict[str, Any]:
+    """An update's origin and counts (reused: once the job has run)."""
+    spec = _spec(row)
+    if spec.update_of is None:
+        return {}
+    reused = (row.usage or {}).get("reused_count")
+    return {"update_of": spec.update_of, "added_count": spec.added_count,
+            "duplicate_count": spec.duplicate_count, "reused_count": reused}  # fmt: skip
 
 
 @router.post("/jobs", response_model=s.JobCreated)
@@ -146,6 +162,20 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         repetitions=body.repetitions,
         disclaimer=DISCLAIMER,
     )
+
+
+@router.post("/jobs/{job_id}/update", response_model=s.JobUpdated)
+async def update_job(
+    job_id: str, body: s.UpdateRequest, services: ServicesDep, submission: SubmissionDep
+) -> s.JobUpdated:
+    """A new job with the old papers and the new ones (deduplicated against the old by DOI,
+    PMID, title + year); the old job's options apply, old papers reuse their results."""
+    row, lineage = await submit_update(services, job_id, body.papers, submission)
+    reused = await services.store.count_reusable_for(row.id)
+    return s.JobUpdated(
+        job_id=row.id, status=row.status, progress=row.progress, stage=row.stage,
+        reused_count=reused, **lineage,
+    )  # fmt: skip
 
 
 @router.get("/jobs/{job_id}/prisma", response_model=s.PrismaCounts)

@@ -1,0 +1,88 @@
+"""Updating a screening job with a re-run search (living reviews): ``POST
+/v1/screening/jobs/{id}/update`` with the new export's papers makes a new job holding the old
+papers and the new ones, the new deduplicated against the old by DOI, PMID and normalised
+title + year (the import's dedup). The old job's options apply; its papers reuse their
+results (screening/reuse.py), the new ones are screened, and themes are derived again for the
+whole set (a few theme calls, and one assignment call per 25 papers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crystallise.db.jobs import TERMINAL_STATUSES, JobRow
+from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.jobs.specs import ScreeningJobSpec, load_spec
+from crystallise.jobs.submit import Submission, submit_screening
+from crystallise.records.parse import _title_key
+from crystallise.screening.schemas import Paper, ScreeningRequest
+from crystallise.services import Services
+
+
+def _dedup_keys(paper: dict[str, Any]) -> list[str]:
+    keys = []
+    if paper.get("doi"):
+        keys.append(f"doi:{str(paper['doi']).lower()}")
+    if paper.get("pmid"):
+        keys.append(f"pmid:{paper['pmid']}")
+    title = _title_key(str(paper.get("title") or ""))
+    if len(title) >= 10:
+        keys.append(f"title:{title}|{paper.get('year') or ''}")
+    return keys
+
+
+def split_new(old: list[dict[str, Any]], new: list[Paper]) -> tuple[list[Paper], list[str]]:
+    """The new papers that are not in the old set, and the ids of those that are."""
+    seen = {key for paper in old for key in _dedup_keys(paper)}
+    old_ids = {str(p.get("id")) for p in old}
+    added: list[Paper] = []
+    duplicates: list[str] = []
+    for paper in new:
+        keys = _dedup_keys(paper.model_dump(exclude_none=True))
+        if any(key in seen for key in keys):
+            duplicates.append(paper.id)
+            continue
+        if paper.id in old_ids:
+            raise BadInput(f"papers: id {paper.id!r} is already a different paper of the job")
+        seen.update(keys)
+        added.append(paper)
+    return added, duplicates
+
+
+def _criteria(spec: ScreeningJobSpec) -> list[dict[str, Any]]:
+    """The old job's criteria in the request's shape (normalising them again is stable)."""
+    out = []
+    for c in spec.criteria:
+        value = c.text.removeprefix(f"{c.name}: ") if c.name else c.text
+        out.append({"name": c.name or None, "type": c.kind, "value": value})
+    return out
+
+
+async def submit_update(
+    services: Services, job_id: str, papers: list[Paper], submission: Submission
+) -> tuple[JobRow, dict[str, Any]]:
+    """The new job, and what was added, what duplicated an old paper, what can be reused."""
+    row = await services.store.get_job("screening", job_id)
+    if row is None:
+        raise NotFound(f"Job not found: {job_id}")
+    if row.status not in TERMINAL_STATUSES:
+        raise Conflict(f"Job {job_id} is {row.status}: update it once it has finished.")
+    spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    old = [item.input for item in await services.store.all_items(job_id)]
+    added, duplicates = split_new(old, papers)
+    body = ScreeningRequest(
+        papers=[Paper.model_validate(p) for p in old] + added,
+        criteria=_criteria(spec),
+        questions=spec.questions,
+        model=spec.model if spec.model_explicit else None,
+        repetitions=spec.repetitions,
+        threshold=spec.threshold,
+        clusters_type=spec.clusters_type,
+        project_id=row.project_id,
+        mock=row.mock,
+        scoring=spec.scoring,
+        batch=spec.batch,
+        reuse=True,
+    )
+    lineage = {"update_of": job_id, "added_count": len(added), "duplicate_count": len(duplicates)}
+    created = await submit_screening(services, body, submission, lineage=lineage)
+    return created, {**lineage, "duplicate_ids": duplicates[:1000]}
