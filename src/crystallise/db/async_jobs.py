@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from crystallise.db.jobs import ItemRow, JobKind, JobRow, JobStore
+from crystallise.db.jobs import TERMINAL_STATUSES, ItemRow, JobKind, JobRow, JobStore
+from crystallise.errors import Conflict, NotFound
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -35,6 +36,16 @@ class AsyncJobStore:
 
     async def get_job(self, kind: JobKind, job_id: str) -> JobRow | None:
         return await _off_loop(self.sync.get_job, kind, job_id)
+
+    async def finished_job(self, kind: JobKind, job_id: str, doing: str) -> JobRow:
+        """The job (scoped to the caller's tenant) once it has ended: 404 unknown, 409 while
+        it runs (``doing``: what the caller wants to do with it, for the message)."""
+        row = await self.get_job(kind, job_id)
+        if row is None:
+            raise NotFound(f"Job not found: {job_id}")
+        if row.status not in TERMINAL_STATUSES:
+            raise Conflict(f"Job {job_id} is {row.status}: {doing} once it has finished.")
+        return row
 
     async def find_by_idempotency_key(self, kind: JobKind, key: str) -> JobRow | None:
         return await _off_loop(self.sync.find_by_idempotency_key, kind, key)

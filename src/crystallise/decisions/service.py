@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from crystallise.config.settings import Settings
-from crystallise.db.jobs import TERMINAL_STATUSES
 from crystallise.decisions import schemas as s
 from crystallise.decisions.agreement import Agreement, agreement, as_dict, report
 from crystallise.decisions.calibrate import (
@@ -17,7 +16,7 @@ from crystallise.decisions.calibrate import (
     calibrate,
 )
 from crystallise.decisions.stopping import stopping
-from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.errors import BadInput
 from crystallise.jobs.specs import ScreeningJobSpec, load_spec
 from crystallise.jobs.submit import check_record_count
 from crystallise.services import Services
@@ -49,11 +48,7 @@ async def calibrate_job(
     services: Services, job_id: str, body: s.JobCalibrateRequest
 ) -> s.CalibrateResponse:
     """Calibrate a finished screening job on the caller's labels of a random sample."""
-    row = await services.store.get_job("screening", job_id)
-    if row is None:
-        raise NotFound(f"Job not found: {job_id}")
-    if row.status not in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} is {row.status}: calibrate once it has finished.")
+    row = await services.store.finished_job("screening", job_id, "calibrate")
     items = await services.store.all_items(job_id)
     scored = {i.item_id: (i.result or {}).get("scores") for i in items}
     unknown = sorted(set(body.labels) - set(scored))
@@ -158,11 +153,7 @@ async def agreement_job(
     services: Services, job_id: str, body: s.AgreementRequest
 ) -> s.AgreementResponse:
     """The AI's decisions of a finished job against the human reviewers' labels."""
-    row = await services.store.get_job("screening", job_id)
-    if row is None:
-        raise NotFound(f"Job not found: {job_id}")
-    if row.status not in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} is {row.status}: compare once it has finished.")
+    row = await services.store.finished_job("screening", job_id, "compare")
     threshold = body.threshold if body.threshold is not None else _job_threshold(row)
     results = {i.item_id: i.result or {} for i in await services.store.all_items(job_id)}
     unknown = sorted({p for labels in body.reviewers.values() for p in labels} - set(results))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crystallise.db.jobs import TERMINAL_STATUSES, JobRow
-from crystallise.errors import BadInput, Conflict, NotFound
+from crystallise.db.jobs import JobRow
+from crystallise.errors import BadInput
 from crystallise.jobs.specs import ScreeningJobSpec, load_spec
 from crystallise.jobs.submit import Submission, submit_screening
 from crystallise.records.parse import _title_key
@@ -61,11 +61,7 @@ async def submit_update(
     services: Services, job_id: str, papers: list[Paper], submission: Submission
 ) -> tuple[JobRow, dict[str, Any]]:
     """The new job, and what was added, what duplicated an old paper, what can be reused."""
-    row = await services.store.get_job("screening", job_id)
-    if row is None:
-        raise NotFound(f"Job not found: {job_id}")
-    if row.status not in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} is {row.status}: update it once it has finished.")
+    row = await services.store.finished_job("screening", job_id, "update it")
     spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
     old = [item.input for item in await services.store.all_items(job_id)]
     added, duplicates = split_new(old, papers)
