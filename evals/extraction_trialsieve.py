@@ -24,8 +24,8 @@ import re
 import sys
 from typing import Any
 
+from crystallise.common.quotes import normalise
 from crystallise.config.settings import Settings
-from crystallise.indexer.evidence import normalise
 from crystallise.indexer.pipeline import ExtractionContext, process_records
 from crystallise.indexer.schemas import IndexerField
 from crystallise.llm.ask import plan_model
