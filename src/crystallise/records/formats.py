@@ -335,6 +335,12 @@ def read_endnote_xml(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
 
 
 # ---- BibTeX (bibtexparser) -----------------------------------------------------------------
+_BIBTEX_NORMALISED = frozenset(
+    {"title", "abstract", "author", "year", "date", "journal", "booktitle", "doi", "pmid",
+     "keywords"}
+)  # fmt: skip
+
+
 def read_bibtex(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     """BibTeX through bibtexparser; LaTeX is decoded in the normalised fields only."""
     from bibtexparser.entrypoint import parse_string
@@ -342,12 +348,17 @@ def read_bibtex(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
     limits.check_nesting(text)
     limits.checkpoint()
     raw = parse_string(text)
-    limits.checkpoint()
-    decoded = parse_string(text, append_middleware=[_latex_decoding()])
     records = [_salvage_bibtex(block) for block in raw.failed_blocks]
     warnings: list[ParseWarning] = []
-    for number, (entry, clean) in enumerate(zip(raw.entries, decoded.entries, strict=True), 1):
-        values = {f.key.lower(): f.value for f in clean.fields}
+    decode = _latex_decoding()._transform_python_value_string
+    for number, entry in enumerate(raw.entries, 1):
+        limits.checkpoint()
+        # LaTeX decoded in the fields the record is normalised from only; source stays raw
+        values = {
+            f.key.lower(): decode(f.value)[0] if isinstance(f.value, str) else f.value
+            for f in entry.fields
+            if f.key.lower() in _BIBTEX_NORMALISED
+        }
         source = {"ENTRYTYPE": entry.entry_type, "ID": entry.key}
         source.update({f.key: f.value for f in entry.fields})
         normal = {
