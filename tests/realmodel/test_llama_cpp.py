@@ -229,6 +229,9 @@ def test_screening_job_with_clustering(api: TestClient) -> None:
     for r in results:  # valid shapes; a 270M model's reasoning may be empty
         assert 1 <= r["score_1"] <= 5 and 1 <= r["score_2"] <= 5
         assert isinstance(r["reasoning"], str)
+        assessed = r["criteria_assessment"]  # one per criterion, from the reasoning call
+        assert len(assessed) == len(CRITERIA), assessed
+        assert all(a["verdict"] in ("met", "not_met", "unclear") for a in assessed)
     ids = {c["cluster_id"] for c in job["clusters"]}
     assert ids and all(r["cluster_id"] in ids for r in results)  # themes, then assignment
 
