@@ -105,6 +105,12 @@ def _add_job_commands(sub: Any) -> None:
                 "--threshold", type=float, default=None, help="Include at final_score >= this."
             )
             command.add_argument(
+                "--update-of",
+                default=None,
+                help="The earlier output of this review (.ris/.csv): report the records found "
+                "again; every paper screened before is reused by content either way.",
+            )
+            command.add_argument(
                 "--labels",
                 default=None,
                 help="Reviewers' labels (CSV: id or doi, reviewer, label 0/1): print the "

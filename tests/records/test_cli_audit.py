@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from xml.etree import ElementTree
 
+from crystallise.records.parse import parse_records
 from tests.fake_openai import FakeOpenAIServer
 from tests.records.test_cli import _cli, _env, _ris
 
@@ -44,3 +45,24 @@ def test_labels_agreement_and_prisma(tmp_path: Path, fake: FakeOpenAIServer) -> 
     bad = _cli([*base, "--labels", "bad.csv", "--out", "o2.csv"], env, tmp_path)
     assert bad.returncode == 2 and "label 0 or 1" in " ".join(bad.stderr.split())
     assert not (tmp_path / "o2.csv").exists()
+
+
+def test_update_of_reuses_and_reports(tmp_path: Path, fake: FakeOpenAIServer) -> None:
+    """Issue 26, item 4: an updated export screens only what is new; the summary says so."""
+    (tmp_path / "criteria.yaml").write_text(CRITERIA)
+    (tmp_path / "refs.ris").write_text(_ris(12))
+    env = _env(tmp_path, fake)
+    base = ["--criteria", "criteria.yaml", "--yes", "--repetitions", "1"]
+    first = _cli(["screen", "refs.ris", *base], env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    calls_first = fake.state.calls["chat"]
+    updated = _ris(16).replace("ID  - ref", "ID  - v2-")  # same records (and 4 new), new ids
+    (tmp_path / "refs_v2.ris").write_text(updated)
+    second = _cli(
+        ["screen", "refs_v2.ris", *base, "--update-of", "refs.screened.ris"], env, tmp_path
+    )
+    assert second.returncode == 0, second.stderr
+    said = " ".join(second.stderr.split())
+    assert "reused 12, screened 4 new, duplicates 12" in said, said
+    assert fake.state.calls["chat"] - calls_first < calls_first  # 4 papers, not 16
+    assert len(parse_records((tmp_path / "refs_v2.screened.ris").read_bytes()).records) == 16

@@ -68,8 +68,16 @@ def test_an_updated_search_pays_only_for_its_new_records(
         assert not any(r.get("reused_from") for r in other_tenant["results"])
         no_reuse = _run(client, ALICE, papers=_papers(0, 3), reuse=False)
         assert not any(r.get("reused_from") for r in no_reuse["results"])
-        other_setup = _run(client, ALICE, papers=_papers(0, 3), repetitions=3)
-        assert not any(r.get("reused_from") for r in other_setup["results"])
+        for change in ({"repetitions": 3}, {"model": "gpt-4.1"},
+                       {"criteria": [{"name": "Design", "type": "include", "value": "Cohorts"}]},
+                       {"questions": ["Does exercise help?"]}):  # fmt: skip
+            other_setup = _run(client, ALICE, papers=_papers(0, 3), **change)
+            assert not any(r.get("reused_from") for r in other_setup["results"]), change
+        override = {"system_prompt": "Rate strictly: 5 only for randomised trials."}
+        put = client.put("/v1/config/services/screening", json=override, headers=ALICE)
+        assert put.status_code == 200, put.text
+        new_prompt = _run(client, ALICE, papers=_papers(0, 3))  # another prompt version
+        assert not any(r.get("reused_from") for r in new_prompt["results"])
         mock = _run(client, ALICE, papers=_papers(0, 3), mock=True)
         again = _run(client, ALICE, papers=_papers(20, 23), mock=False)
         assert not any(r.get("reused_from") for r in mock["results"] + again["results"])

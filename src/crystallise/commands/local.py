@@ -130,6 +130,7 @@ class RunResult:
     cost_usd: float
     summary: ExportSummary
     error: str | None = None
+    reused: int | None = None  # screening: papers whose earlier results were reused
 
 
 async def run_local(
@@ -153,6 +154,7 @@ async def run_local(
         await asyncio.to_thread(write_atomically, path, chunks)
         cost = float((row.usage or {}).get("estimated_cost_usd") or 0.0)
         seconds = time.monotonic() - started
-        return RunResult(row.id, row.status, how, seconds, cost, summary, row.error)
+        reused = (row.usage or {}).get("reused_count")
+        return RunResult(row.id, row.status, how, seconds, cost, summary, row.error, reused)
     finally:
         await services.aclose()

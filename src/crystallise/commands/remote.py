@@ -121,4 +121,7 @@ def run_remote(
         raise Unavailable(f"cannot reach {url}: {exc}") from None
     cost = float((state.get("usage") or {}).get("estimated_cost_usd") or 0.0)
     seconds = time.monotonic() - started
-    return RunResult(job_id, state["status"], "server", seconds, cost, summary, state.get("error"))
+    reused = (state.get("usage") or {}).get("reused_count")
+    return RunResult(
+        job_id, state["status"], "server", seconds, cost, summary, state.get("error"), reused
+    )

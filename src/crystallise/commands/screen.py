@@ -171,6 +171,10 @@ def summary_table(result: RunResult, out: Path) -> Table:
                           ("cluster", result.summary.clusters), ("status", result.summary.statuses)):  # fmt: skip
         for name, count in sorted(counts.items(), key=lambda kv: -kv[1]):
             table.add_row(f"{title}: {name}", str(count))
+    if result.reused is not None:
+        total = sum(result.summary.decisions.values())
+        table.add_row("reused (screened before)", str(result.reused))
+        table.add_row("screened now", str(max(total - result.reused, 0)))
     table.add_row("cost", f"${result.cost_usd:.4f}")
     table.add_row("time", f"{result.seconds:.1f} s")
     table.add_row("output", str(out))
@@ -189,6 +193,7 @@ def run_command(args: argparse.Namespace, settings: Settings, kind: JobKind) -> 
         body = indexing_request(args, parsed)
     path, fmt = output_target(args, parsed, "screened" if kind == "screening" else "indexed")
     labels = _labels(args, parsed)  # checked before any work
+    duplicates = _duplicates_of_earlier(args, parsed, console)
     confirm = confirmer(console, args.confirm_above, args.yes)
     view = ProgressView(console, "starting")
     with view.progress:
@@ -206,9 +211,36 @@ def run_command(args: argparse.Namespace, settings: Settings, kind: JobKind) -> 
     console.print(summary_table(result, path))
     if result.error:
         console.print(f"[red]{result.error}[/]")
+    if duplicates is not None:
+        total = sum(result.summary.decisions.values())
+        reused = result.reused or 0
+        console.print(
+            f"Update of {args.update_of}: reused {reused}, screened {total - reused} new, "
+            f"duplicates {duplicates} (records of the earlier file found again)"
+        )
     if labels is not None and result.status == "completed":
         _report_agreement(args, settings, result.job_id, labels, threshold, path, console)
     return 0 if result.status == "completed" else 1
+
+
+def _duplicates_of_earlier(
+    args: argparse.Namespace, parsed: ParseResult, console: Console
+) -> int | None:
+    """With --update-of: how many records repeat one of the earlier output's (by DOI, PMID,
+    title + year). Their results are reused by content; the full file is written."""
+    if not getattr(args, "update_of", None):
+        return None
+    from crystallise.jobs.update import split_new
+    from crystallise.screening.schemas import Paper
+
+    earlier = Path(args.update_of)
+    if not earlier.is_file():
+        raise BadInput(f"--update-of: no file {earlier}")
+    old = parse_records(earlier.read_bytes(), filename=earlier.name).records
+    new = [Paper.model_validate(p) for p in _papers(parsed)]
+    _, duplicates = split_new([r.model_dump() for r in old], new, strict_ids=False)
+    console.print(f"  {len(duplicates)} of {len(new)} records were in {earlier.name}")
+    return len(duplicates)
 
 
 def _labels(args: argparse.Namespace, parsed: ParseResult) -> dict[str, dict[str, int]] | None:

@@ -30,8 +30,11 @@ def _dedup_keys(paper: dict[str, Any]) -> list[str]:
     return keys
 
 
-def split_new(old: list[dict[str, Any]], new: list[Paper]) -> tuple[list[Paper], list[str]]:
-    """The new papers that are not in the old set, and the ids of those that are."""
+def split_new(
+    old: list[dict[str, Any]], new: list[Paper], strict_ids: bool = True
+) -> tuple[list[Paper], list[str]]:
+    """The new papers that are not in the old set, and the ids of those that are
+    (``strict_ids``: a new paper may not reuse an old paper's id; files number records)."""
     seen = {key for paper in old for key in _dedup_keys(paper)}
     old_ids = {str(p.get("id")) for p in old}
     added: list[Paper] = []
@@ -41,7 +44,7 @@ def split_new(old: list[dict[str, Any]], new: list[Paper]) -> tuple[list[Paper],
         if any(key in seen for key in keys):
             duplicates.append(paper.id)
             continue
-        if paper.id in old_ids:
+        if strict_ids and paper.id in old_ids:
             raise BadInput(f"papers: id {paper.id!r} is already a different paper of the job")
         seen.update(keys)
         added.append(paper)
