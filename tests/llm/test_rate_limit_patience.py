@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +19,16 @@ from tests.conftest import make_settings
 from tests.fake_openai import FakeOpenAIServer
 
 MESSAGES = [{"role": "user", "content": "A randomised trial of aspirin."}]
+
+
+def _finished(client: TestClient, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = dict(client.get(f"/v1/screening/jobs/{job_id}").json())
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
 
 
 async def test_429s_do_not_use_up_retries(tmp_path: Path, fake: FakeOpenAIServer) -> None:
@@ -63,13 +74,7 @@ def test_a_429_storm_during_a_job_screens_every_paper(
     fake.configure(fail_statuses=[None] * 20 + [429] * 200, latency_s=0.01)
     with TestClient(create_app(settings)) as client:
         body = {"papers": papers, "model": "gpt-4.1-mini", "repetitions": 2}
-        job_id = client.post("/v1/screening/jobs", json=body).json()["job_id"]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            job = client.get(f"/v1/screening/jobs/{job_id}").json()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        job = _finished(client, client.post("/v1/screening/jobs", json=body).json()["job_id"])
     assert job["status"] == "completed", job.get("error")
     assert not [r for r in job["results"] if r.get("error")]
     assert fake.state.calls["chat"] > 220
@@ -83,13 +88,7 @@ def test_rate_limiting_past_the_patience_fails_the_job_keeping_its_results(
     fake.configure(fail_statuses=[None] * 6 + [429] * 100_000)
     with TestClient(create_app(settings)) as client:
         body = {"papers": papers, "model": "gpt-4.1-mini"}
-        job_id = client.post("/v1/screening/jobs", json=body).json()["job_id"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            job = client.get(f"/v1/screening/jobs/{job_id}").json()
-            if job["status"] in ("completed", "failed", "cancelled"):
-                break
-            time.sleep(0.1)
+        job = _finished(client, client.post("/v1/screening/jobs", json=body).json()["job_id"])
     assert job["status"] == "failed"
     assert (job["error_category"], job["error_retryable"]) == ("rate_limit", True)
     assert "CRYSTALLISE_RATE_LIMIT_PATIENCE_S" in job["error"]

@@ -76,9 +76,12 @@ def caller_for(settings: Settings, presented: str) -> Caller:
 
 def require_admin_key(request: Request, services: ServicesDep) -> None:
     """When admin keys are configured, config writes need one of them (403 otherwise)."""
-    admins = services.settings.admin_keys
-    if not admins:
-        return
+    if services.settings.admin_keys:
+        demand_admin(request, services.settings.admin_keys)
+
+
+def demand_admin(request: Request, admins: list[str]) -> None:
+    """401 without a key, 403 unless it is one of ``admins``."""
     presented = presented_key(request)
     if not presented:
         raise HTTPException(status_code=401, detail=MISSING_KEY)

@@ -125,8 +125,7 @@ def screening_spec(
         batch=body.batch,
         reuse=body.reuse,
     )
-    papers = [p.model_dump(exclude_none=True) for p in body.papers]
-    keys = None if body.mock else reuse_keys(papers, spec, job_owner())
+    keys = None if body.mock else reuse_keys(body.papers, spec, job_owner())
     reused = services.jobs.count_reusable([k for k in keys if k]) if keys and body.reuse else 0
     cost = _screening_cost(services, body, spec, measured_reasoning, reused)
     _check_ceiling(cost, body.max_estimated_cost_usd)

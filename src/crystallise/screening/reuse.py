@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from crystallise.common.quotes import normalise
@@ -33,16 +34,13 @@ def setup_fingerprint(spec: ScreeningJobSpec, tenant: str) -> str:
     return hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()
 
 
-def paper_key(paper: dict[str, Any], setup: str) -> str:
-    text = (
-        f"{normalise(str(paper.get('title') or ''))}\n{normalise(str(paper.get('abstract') or ''))}"
-    )
+def paper_key(title: str, abstract: str, setup: str) -> str:
+    text = f"{normalise(title)}\n{normalise(abstract)}"
     return hashlib.sha256(f"{setup}\n{text}".encode()).hexdigest()
 
 
-def reuse_keys(
-    papers: list[dict[str, Any]], spec: ScreeningJobSpec, tenant: str
-) -> list[str | None]:
-    """One key per paper, or none at all for a mock job (canned results are never reused)."""
+def reuse_keys(papers: Iterable[Any], spec: ScreeningJobSpec, tenant: str) -> list[str | None]:
+    """One key per paper (anything with ``title`` and ``abstract``); the caller gives a mock
+    job no keys (canned results are never reused)."""
     setup = setup_fingerprint(spec, tenant)
-    return [paper_key(p, setup) for p in papers]
+    return [paper_key(p.title or "", p.abstract or "", setup) for p in papers]

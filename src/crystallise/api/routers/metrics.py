@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 
-from crystallise.api.deps import MISSING_KEY, ServicesDep, matches_any, presented_key
+from crystallise.api.deps import ServicesDep, demand_admin
 from crystallise.common.metrics import exposition
 from crystallise.db.jobs import JOB_KINDS
 from crystallise.services import Services
@@ -22,13 +22,8 @@ router = APIRouter(tags=["operations"])
 def require_operator(request: Request, services: ServicesDep) -> None:
     """Open in dev mode; with any key configured, only an admin key may scrape."""
     settings = services.settings
-    if not settings.auth_enabled and not settings.admin_keys:
-        return
-    presented = presented_key(request)
-    if not presented:
-        raise HTTPException(status_code=401, detail=MISSING_KEY)
-    if not matches_any(presented, settings.admin_keys):
-        raise HTTPException(status_code=403, detail="An admin API key is required for /metrics.")
+    if settings.auth_enabled or settings.admin_keys:
+        demand_admin(request, settings.admin_keys)
 
 
 class _QueueDepth:
