@@ -16,7 +16,9 @@ from crystallise.config.settings import Settings
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
 from crystallise.db.jobs import JobStore
+from crystallise.db.ranking_sessions import RankingSessionStore
 from crystallise.db.service_configs import ServiceConfigStore
+from crystallise.decisions.sessions import RankingSessions
 from crystallise.llm.client import LLMClient
 
 
@@ -31,6 +33,7 @@ class Services:
     runner: JobRunner
     dispatcher: JobDispatcher
     secret_box: SecretBox | None
+    ranking_sessions: RankingSessions
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -72,6 +75,7 @@ class Services:
             runner=runner,
             dispatcher=dispatcher,
             secret_box=box,
+            ranking_sessions=RankingSessions(RankingSessionStore(sessions), settings),
         )
 
     async def aclose(self) -> None:

@@ -36,7 +36,8 @@ def _protected_routers() -> list[APIRouter]:
 
 
 async def _maintenance_loop(services: Services) -> None:
-    """Hourly: purge terminal jobs past retention. Every heartbeat: fail orphaned jobs."""
+    """Hourly: purge terminal jobs past retention and expired prioritisation sessions. Every
+    heartbeat: fail orphaned jobs."""
     settings = services.settings
     next_purge = 0.0
     while True:
@@ -47,6 +48,9 @@ async def _maintenance_loop(services: Services) -> None:
                 purged = await services.store.purge_expired(settings.job_retention_days)
                 if purged:
                     log.info("jobs_purged", count=purged)
+                sessions = await services.ranking_sessions.purge_expired()
+                if sessions:
+                    log.info("ranking_sessions_purged", count=sessions)
             await services.dispatcher.maintain(settings.worker_stalled_after_s)
         except Exception:
             log.exception("maintenance_failed")

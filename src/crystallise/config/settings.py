@@ -226,6 +226,12 @@ class Settings(BaseSettings):
         "connection (restart, failover, SQLite busy or full) before failing the job.",
     )
     job_retention_days: int = Field(30, ge=0, description="Purge terminal jobs older; 0 = keep.")
+    ranking_session_ttl_hours: int = Field(
+        168,
+        ge=1,
+        le=24 * 366,
+        description="A prioritised-screening session expires this long after its last use.",
+    )
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool | None = Field(None, description="JSON logs; default: when not on a TTY.")
 

@@ -99,3 +99,28 @@ class ServiceConfigRow(Base):
     service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RankingSession(Base):
+    """A prioritised-screening session (decisions/sessions.py): the records, kept so that the
+    session survives a restart; the features are rebuilt from them when it is next used."""
+
+    __tablename__ = "ranking_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="default")
+    # [[id, title + abstract, llm score or null], ...] in the submitted order
+    records: Mapped[list[Any]] = mapped_column(JSON)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class RankingLabel(Base):
+    """One label given in a session, in the order given (append-only: a corrected label is a
+    new row; the latest wins, the screening order keeps the first)."""
+
+    __tablename__ = "ranking_labels"
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record: Mapped[int] = mapped_column(Integer)  # index into the session's records
+    label: Mapped[int] = mapped_column(Integer)

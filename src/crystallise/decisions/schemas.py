@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from crystallise.decisions.calibrate import DEFAULT_RULES, CalibrationFigures, valid_rule
-from crystallise.decisions.stopping import StoppingResult
+from crystallise.decisions.stopping import HeuristicStop, StoppingResult
 
 RecordId = Annotated[str, Field(min_length=1, max_length=512)]
 Label = Annotated[int, Field(ge=0, le=1, strict=True)]  # 1 include, 0 exclude
@@ -146,9 +146,59 @@ class StoppingRequest(BaseModel):
         return self
 
 
+class HeuristicStopOut(HeuristicStop):
+    method: str
+
+
 class StoppingResponse(StoppingResult):
     assumptions: str
     method: str
+    heuristic: HeuristicStopOut  # a second answer that saves more: evidence by simulation only
+
+
+NextCount = Annotated[int, Field(ge=1, le=1000, strict=True)]
+
+
+class SessionCreateRequest(BaseModel):
+    """A prioritised-screening session: the records once (labels optional), then one label
+    at a time. ``next_count``: how many records to suggest in each answer."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        return _null_means_default(data, ("target_recall", "confidence", "next_count"))
+
+    records: list[PrioritizeRecord] = Field(min_length=2)
+    target_recall: Recall = 0.95
+    confidence: Proportion = 0.95
+    next_count: NextCount = 10
+
+    @model_validator(mode="after")
+    def _ids(self) -> SessionCreateRequest:
+        _unique_ids([r.id for r in self.records], "records")
+        return self
+
+
+class SessionLabelsRequest(BaseModel):
+    labels: list[ScreenedRecord] = Field(min_length=1)
+    next_count: NextCount | None = None
+
+    @model_validator(mode="after")
+    def _ids(self) -> SessionLabelsRequest:
+        _unique_ids([r.id for r in self.labels], "labels")
+        return self
+
+
+class SessionResponse(BaseModel):
+    session_id: str
+    expires_at: str
+    total_records: int
+    screened_count: int
+    includes_found: int
+    next: list[RankedRecord]  # the records to screen next, best first
+    model: str
+    stopping: StoppingResponse
+    recall_estimate: float | None
 
 
 ReviewerName = Annotated[str, Field(min_length=1, max_length=100)]

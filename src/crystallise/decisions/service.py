@@ -15,7 +15,7 @@ from crystallise.decisions.calibrate import (
     ScoredRecord,
     calibrate,
 )
-from crystallise.decisions.stopping import stopping
+from crystallise.decisions.stopping import consecutive_excludes, stopping
 from crystallise.errors import BadInput
 from crystallise.jobs.specs import ScreeningJobSpec, load_spec
 from crystallise.jobs.submit import check_record_count
@@ -24,6 +24,12 @@ from crystallise.services import Services
 STOPPING_METHOD = (
     "Callaghan & Müller-Hansen (2020) hypergeometric test of H0 'recall < target', minimised "
     "over every window of most recently screened records (buscarR calculate_h0)."
+)
+HEURISTIC_METHOD = (
+    "SAFE's consecutive-irrelevant heuristic (Boetje & van de Schoot 2024): stop after a run of "
+    "excludes as long as 10% of the records (at least 50), once an include has been found. A "
+    "heuristic without a statistical guarantee: in simulation on five labelled reviews it met "
+    "95% recall in every run (evals/RESULTS.md)."
 )
 STOPPING_ASSUMPTIONS = (
     "Records were screened in the order given, ranked so that likely includes come first; the "
@@ -140,13 +146,26 @@ async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.Pri
 
 def run_stopping(settings: Settings, body: s.StoppingRequest) -> s.StoppingResponse:
     check_record_count(settings, "total_records", body.total_records)
-    result = stopping(
+    return stopping_response(
         [r.label for r in body.screened], body.total_records, body.target_recall, body.confidence
     )
+
+
+def stopping_response(
+    labels: list[int], total: int, target: float, confidence: float
+) -> s.StoppingResponse:
+    """Both stopping answers for ``labels`` in screening order: the test and the heuristic."""
+    result = stopping(labels, total, target, confidence)
     figures = result.model_dump()
     figures["p_value"] = round(result.p_value, 6)
     figures["recall_estimate"] = _round(result.recall_estimate)
-    return s.StoppingResponse(**figures, assumptions=STOPPING_ASSUMPTIONS, method=STOPPING_METHOD)
+    heuristic = consecutive_excludes(labels, total)
+    return s.StoppingResponse(
+        **figures,
+        assumptions=STOPPING_ASSUMPTIONS,
+        method=STOPPING_METHOD,
+        heuristic=s.HeuristicStopOut(**heuristic.model_dump(), method=HEURISTIC_METHOD),
+    )
 
 
 async def agreement_job(

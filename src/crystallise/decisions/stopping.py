@@ -74,3 +74,29 @@ def _recall_estimate(seen: np.ndarray, remaining: int) -> float | None:
     window = max(20, int(len(seen) * ESTIMATE_WINDOW_SHARE))
     rate = float(seen[-window:].mean())
     return found / (found + remaining * rate)
+
+
+HEURISTIC_SHARE = 0.10  # a run of excludes as long as 10% of the records (at least 50)
+HEURISTIC_MIN_RUN = 50
+
+
+class HeuristicStop(BaseModel):
+    safe_to_stop: bool
+    consecutive_excludes: int
+    run_needed: int
+
+
+def consecutive_excludes(labels: list[int], total_records: int) -> HeuristicStop:
+    """SAFE's data-driven heuristic (Boetje & van de Schoot 2024), with the run length that
+    met the target in every simulated run (evals/RESULTS.md): stop once the last
+    ``max(50, 10% of the records)`` screened were all excludes, after at least one include.
+    A heuristic, not a guarantee: the simulation is its only evidence."""
+    seen = np.asarray(labels, dtype=np.int64)
+    includes = np.flatnonzero(seen == 1)
+    run = len(seen) - 1 - int(includes[-1]) if len(includes) else len(seen)
+    needed = max(HEURISTIC_MIN_RUN, math.ceil(HEURISTIC_SHARE * total_records))
+    return HeuristicStop(
+        safe_to_stop=bool(len(includes)) and run >= needed,
+        consecutive_excludes=run,
+        run_needed=needed,
+    )

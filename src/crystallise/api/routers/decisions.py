@@ -1,6 +1,7 @@
 """Decisions a review can defend: calibrate (a threshold with a recall guarantee), prioritize
-(active-learning ranking) and stopping (a statistical stopping rule). Stateless; no model is
-called, so ``mock`` changes nothing: the answer is the same deterministic computation."""
+(active-learning ranking, at once or as a session answered after every label) and stopping.
+No model is called, so ``mock`` changes nothing: the answer is the same deterministic
+computation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter
 from crystallise.api.deps import ServicesDep
 from crystallise.decisions import schemas as s
 from crystallise.decisions import service
+from crystallise.errors import BadInput
 
 router = APIRouter(prefix="/screening", tags=["decisions"])
 
@@ -49,3 +51,37 @@ async def prioritize(body: s.PrioritizeRequest, services: ServicesDep) -> s.Prio
 def stopping(body: s.StoppingRequest, services: ServicesDep) -> s.StoppingResponse:
     """Whether screening in ranked order may stop with the recall target met."""
     return service.run_stopping(services.settings, body)
+
+
+@router.post("/prioritize/sessions", response_model=s.SessionResponse, status_code=201)
+async def create_session(body: s.SessionCreateRequest, services: ServicesDep) -> s.SessionResponse:
+    """A prioritised-screening session: send the records once (features are built once and
+    kept), then post labels one or more at a time. Each answer has the next records to screen,
+    both stopping answers and the recall estimate. Sessions belong to the caller's tenant,
+    survive a restart, and expire `CRYSTALLISE_RANKING_SESSION_TTL_HOURS` after their last use."""
+    return await services.ranking_sessions.create(body)
+
+
+@router.post("/prioritize/sessions/{session_id}/labels", response_model=s.SessionResponse)
+async def label_session(
+    session_id: str, body: s.SessionLabelsRequest, services: ServicesDep
+) -> s.SessionResponse:
+    """New labels (`[{id, label}]`; a record labelled again takes the new label) → the next
+    records, the stopping answers and the recall estimate."""
+    return await services.ranking_sessions.label(session_id, body)
+
+
+@router.get("/prioritize/sessions/{session_id}", response_model=s.SessionResponse)
+async def get_session(
+    session_id: str, services: ServicesDep, next_count: int | None = None
+) -> s.SessionResponse:
+    """The session's current answer, without a new label."""
+    if next_count is not None and not 1 <= next_count <= 1000:
+        raise BadInput("next_count: must be between 1 and 1000")
+    return await services.ranking_sessions.view(session_id, next_count)
+
+
+@router.delete("/prioritize/sessions/{session_id}", status_code=204)
+async def delete_session(session_id: str, services: ServicesDep) -> None:
+    """Forget the session and its labels now."""
+    await services.ranking_sessions.delete(session_id)

@@ -1,0 +1,170 @@
+"""Active-learning ranking: classifiers trained on the labels so far rank the unlabelled
+records, most likely include first (the human screens from the top, labels, asks again).
+
+The base is ASReview LAB's published default (ELAS u4), implemented with scikit-learn:
+TF-IDF over title + abstract with word 1-2-grams (sublinear tf, min_df 1, max_df 0.95), a linear
+SVM (C = 0.11, squared hinge) and the "balanced" sample weights (ratio 9.8). Two additions,
+each measured on the dev sets (`evals/decisions.py`, numbers in `evals/RESULTS.md`):
+
+- **Presumed excludes** (Cormack & Grossman's continuous active learning): every fit also
+  sees 100 randomly drawn unlabelled records as excludes. Includes are rare, so nearly all of
+  them are; early on, when the model has seen one include and one exclude, they teach it what
+  an ordinary record looks like.
+- **Two views, chosen online.** A second SVM over word unigrams without stop words ranks
+  better on reviews with many includes, the bigram view on reviews with few. A session keeps,
+  for each view, where it ranked every record just before that record was labelled (its
+  percentile among the unlabelled); over the last 100 labels, the view whose includes sat
+  higher above its excludes ranks the next records (from 20 labels on; the bigram view before).
+
+An LLM ``final_score`` joins both views as one more feature when every record has one.
+Deterministic: the presumed excludes are drawn with a seed of the number of labels.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import csr_matrix, hstack, vstack
+from scipy.stats import rankdata
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from crystallise.errors import BadInput
+
+BIGRAMS = {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 1, "max_df": 0.95}
+UNIGRAMS = {"sublinear_tf": True, "stop_words": "english", "max_df": 0.95}
+SVM_C = 0.11
+BALANCE_RATIO = 9.8
+PRESUMED_EXCLUDES = 100
+SELECTION_WINDOW = 100
+SELECTION_MIN_LABELS = 20
+SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
+VIEWS = {"bigram": BIGRAMS, "unigram": UNIGRAMS}
+
+
+@dataclass(frozen=True)
+class Features:
+    """The TF-IDF views of a set of records (both, or one by name), built once."""
+
+    views: tuple[csr_matrix, ...]
+    names: tuple[str, ...]
+    with_scores: bool
+
+    @classmethod
+    def build(
+        cls, texts: list[str], scores: list[float] | None = None, names: tuple[str, ...] = ()
+    ) -> Features:
+        names = names or tuple(VIEWS)
+        views = [_tfidf(texts, VIEWS[name]) for name in names]
+        if scores is not None:
+            column = csr_matrix(
+                np.array([[(s - 1) / 4 * SCORE_WEIGHT] for s in scores], dtype=np.float32)
+            )
+            views = [hstack([v, column], format="csr") for v in views]
+        return cls(tuple(views), names, scores is not None)
+
+    @property
+    def size(self) -> int:
+        return int(self.views[0].shape[0])
+
+    def model_name(self, view: int) -> str:
+        """What ranked: ``tfidf-bigram+svm+presumed-excludes[+llm_score]``."""
+        name = f"tfidf-{self.names[view]}+svm+presumed-excludes"
+        return name + ("+llm_score" if self.with_scores else "")
+
+
+def _tfidf(texts: list[str], options: dict[str, object]) -> csr_matrix:
+    try:
+        vectoriser = TfidfVectorizer(dtype=np.float32, **options)  # type: ignore[arg-type]
+        return vectoriser.fit_transform(texts).tocsr()
+    except ValueError:  # "empty vocabulary": no record has a word of two or more letters
+        raise BadInput(
+            "records: no record has a word of two or more letters to learn from; send titles "
+            "or abstracts (text), or LLM scores without labels"
+        ) from None
+
+
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """ASReview's "balanced" sample weights: excludes weigh includes / (ratio × excludes)."""
+    includes, excludes = int((y == 1).sum()), int((y == 0).sum())
+    weights = np.where(y == 1, 1.0, includes / (BALANCE_RATIO * max(excludes, 1)))
+    return np.asarray(weights * (len(y) / weights.sum()))
+
+
+def svm_scores(
+    features: csr_matrix, labelled: np.ndarray, y: np.ndarray, presumed: np.ndarray
+) -> np.ndarray:
+    """A balanced linear SVM's margin for every record, trained on ``labelled`` plus
+    ``presumed`` (unlabelled records taken as excludes, weighted like the real excludes)."""
+    weights = balanced_weights(y)
+    exclude_weight = float(weights[y == 0].mean())
+    train = vstack([features[labelled], features[presumed]], format="csr")
+    target = np.concatenate([y, np.zeros(len(presumed), dtype=np.int64)])
+    weights = np.concatenate([weights, np.full(len(presumed), exclude_weight)])
+    model = LinearSVC(C=SVM_C, loss="squared_hinge")
+    model.fit(train, target, sample_weight=weights)
+    # the margin by hand: decision_function would re-check and up-cast all the records
+    coef = model.coef_.ravel().astype(features.dtype)
+    return np.asarray(features @ coef, dtype=np.float64) + float(model.intercept_[0])
+
+
+@dataclass
+class Ranker:
+    """The ranking state of one screening session: the features, and each view's percentile
+    of every record just before it was labelled (for choosing the view online)."""
+
+    features: Features
+    history: deque[tuple[int, float, float]] = field(
+        default_factory=lambda: deque(maxlen=SELECTION_WINDOW)
+    )
+    view: int = 0
+    _previous: tuple[np.ndarray, np.ndarray] | None = None
+    _seen: int = 0  # labels already in the history (the order only grows)
+
+    def rank(self, order: list[int], labels: list[int]) -> np.ndarray:
+        """Scores for every record (labelled ones are -inf), given the labelled records'
+        indices in screening order and their labels. Needs an include and an exclude."""
+        self._remember(order, labels)
+        labelled = np.zeros(self.features.size, dtype=bool)
+        labelled[order] = True
+        unlabelled = np.flatnonzero(~labelled)
+        y = np.asarray(labels, dtype=np.int64)
+        rng = np.random.default_rng(len(order))
+        presumed = rng.choice(unlabelled, min(PRESUMED_EXCLUDES, len(unlabelled)), replace=False)
+        idx = np.asarray(order, dtype=np.int64)
+        margins = [svm_scores(v, idx, y, presumed) for v in self.features.views]
+        if len(margins) == 2:
+            self._previous = (
+                _percentiles(margins[0], unlabelled),
+                _percentiles(margins[1], unlabelled),
+            )
+            self.view = self._choose()
+        return np.where(labelled, -np.inf, margins[self.view])
+
+    def _remember(self, order: list[int], labels: list[int]) -> None:
+        if self._previous is not None:
+            bigram, unigram = self._previous
+            for index, label in zip(order[self._seen :], labels[self._seen :], strict=True):
+                if not np.isnan(bigram[index]):  # unlabelled at the last ranking
+                    self.history.append((label, float(bigram[index]), float(unigram[index])))
+        self._seen, self._previous = len(order), None
+
+    def _choose(self) -> int:
+        if len(self.history) < SELECTION_MIN_LABELS:
+            return 0
+        seen = np.array(self.history)
+        includes, excludes = seen[seen[:, 0] == 1], seen[seen[:, 0] == 0]
+        if not len(includes) or not len(excludes):
+            return self.view
+        gap = includes[:, 1:].mean(axis=0) - excludes[:, 1:].mean(axis=0)
+        return int(gap[1] > gap[0])
+
+
+def _percentiles(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Each record of ``among``'s percentile rank among them; NaN for every other record."""
+    out = np.full(len(values), np.nan)
+    if len(among):
+        out[among] = rankdata(values[among]) / len(among)
+    return out
