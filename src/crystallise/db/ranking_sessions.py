@@ -14,6 +14,8 @@ from crystallise.db.jobs import as_utc, utcnow
 from crystallise.db.models import RankingLabel, RankingSession
 from crystallise.tenancy import job_owner, job_scope
 
+EXPIRY_STEP = timedelta(hours=1)  # how stale the stored expiry may get before it moves
+
 
 @dataclass(frozen=True)
 class StoredSession:
@@ -94,9 +96,13 @@ class RankingSessionStore:
             session.add_all(
                 RankingLabel(session_id=session_id, seq=q, record=r, label=y) for q, r, y in new
             )
+            # at most once an hour: SQLite rewrites the whole row (records and all) on update
             session.execute(
                 update(RankingSession)
-                .where(RankingSession.id == session_id)
+                .where(
+                    RankingSession.id == session_id,
+                    RankingSession.expires_at < expires - EXPIRY_STEP,
+                )
                 .values(expires_at=expires)
             )
             stmt = (
@@ -109,7 +115,12 @@ class RankingSessionStore:
                 .order_by(RankingLabel.seq)
             )
             earlier = [(int(q), int(r), int(y)) for q, r, y in session.execute(stmt)]
-        return earlier + new, expires
+            stored = as_utc(
+                session.scalar(
+                    select(RankingSession.expires_at).where(RankingSession.id == session_id)
+                )
+            )
+        return earlier + new, stored or expires
 
     def delete(self, session_id: str) -> bool:
         if self.get(session_id) is None:

@@ -23,6 +23,7 @@ Deterministic: the presumed excludes are drawn with a seed of the number of labe
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,8 @@ SELECTION_WINDOW = 100
 SELECTION_MIN_LABELS = 20
 SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
 VIEWS = {"bigram": BIGRAMS, "unigram": UNIGRAMS}
+# the two views' fits side by side: liblinear and scipy's sparse products release the GIL
+_POOL = ThreadPoolExecutor(max_workers=len(VIEWS), thread_name_prefix="ranking")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Features:
                 np.array([[(s - 1) / 4 * SCORE_WEIGHT] for s in scores], dtype=np.float32)
             )
             views = [hstack([v, column], format="csr") for v in views]
+            for view in views:
+                view.sort_indices()
         return cls(tuple(views), names, scores is not None)
 
     @property
@@ -78,7 +83,9 @@ class Features:
 def _tfidf(texts: list[str], options: dict[str, object]) -> csr_matrix:
     try:
         vectoriser = TfidfVectorizer(dtype=np.float32, **options)  # type: ignore[arg-type]
-        return vectoriser.fit_transform(texts).tocsr()
+        matrix = vectoriser.fit_transform(texts).tocsr()
+        matrix.sort_indices()  # once, not in every fit (scikit-learn sorts unsorted input)
+        return matrix
     except ValueError:  # "empty vocabulary": no record has a word of two or more letters
         raise BadInput(
             "records: no record has a word of two or more letters to learn from; send titles "
@@ -134,7 +141,9 @@ class Ranker:
         rng = np.random.default_rng(len(order))
         presumed = rng.choice(unlabelled, min(PRESUMED_EXCLUDES, len(unlabelled)), replace=False)
         idx = np.asarray(order, dtype=np.int64)
-        margins = [svm_scores(v, idx, y, presumed) for v in self.features.views]
+        margins = list(
+            _POOL.map(lambda view: svm_scores(view, idx, y, presumed), self.features.views)
+        )
         if len(margins) == 2:
             self._previous = (
                 _percentiles(margins[0], unlabelled),
