@@ -1,21 +1,30 @@
-"""Decision methods by simulation on the real labels (issue 15; DECISIONS.md §4).
+"""Decision methods by simulation on the real labels (issues 15 and 27; DECISIONS.md §4).
 
-    uv run --frozen python -m evals.decisions [--datasets ...] [--seeds 5] [--samples 200]
+    uv run --frozen python -m evals.decisions [--datasets ...] [--seeds 3] [--samples 200]
+        [--asreview] [--skip-calibration]
 
-No model is called. Three tables, printed as Markdown:
+No model is called. Printed as Markdown:
 
-1. Prioritisation: from one random include + one random exclude, the library's ranking
-   (`decisions.prioritize`, TF-IDF + balanced logistic regression) picks the next 25 records,
-   their labels are revealed, repeat. Records screened to reach 95% and 100% recall, WSS@95.
-2. Stopping: in the same runs, `decisions.stopping` (target 95%, confidence 95%) is asked after
-   every batch; the share of runs whose recall at the stop met the target, and the work saved.
+1. Prioritisation, per dataset and seed: from one random include + one random exclude (the
+   same two for every method), a method ranks, the top record's label is revealed, repeat
+   (retrained after every label, as a session answers) until every include is found. WSS@95,
+   WSS@100 and the records screened to reach them, for: ours (`decisions.ranking.Ranker`, what
+   a session runs), our implementation of ASReview's ELAS u4 recipe (the same code without the
+   presumed excludes and the second view), and ELAS u4 as shipped by ASReview LAB 3.0.8
+   (`--asreview`, the eval dependency group). The median time of one answer of ours.
+2. Stopping, in the same runs of ours: after every label both rules are asked (target 95%,
+   confidence 95%): the hypergeometric test and the consecutive-excludes heuristic. Per
+   dataset: the share of runs whose recall at the stop met the target, the records screened at
+   the stop, the recall reached and the work saved. After the last include the rest of the
+   records are all excludes, in whatever order; the runs continue on them.
 3. Calibration: scores with a controlled relation to the labels: 5-fold cross-validated
    TF-IDF + logistic-regression probabilities (each record scored by a model that never saw
    it). For each sample size, `--samples` simple random samples are labelled and calibrated
    (target 95%, confidence 95%); coverage = the share of supported thresholds whose true recall
    on the whole dataset met the target; workload reduction = records excluded.
 
-Dev sets: cdss_ro_2024, nagtegaal_2019. Held out (reported untouched): the others.
+Dev sets: cdss_ro_2024, nagtegaal_2019, bannach_brown_2019. Held out (reported untouched):
+appenzeller_herzog_2019_wilson, smid_2020.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import argparse
 import csv
 import random
 import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +44,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
 from crystallise.decisions.calibrate import ScoredRecord, calibrate
-from crystallise.decisions.prioritize import RankRecord, prioritize
-from crystallise.decisions.stopping import stopping
+from crystallise.decisions.ranking import Features, Ranker, svm_scores
+from crystallise.decisions.stopping import consecutive_excludes, stopping
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "screening"
-DEV = ["cdss_ro_2024", "nagtegaal_2019"]
-HELD_OUT = ["appenzeller_herzog_2019_wilson", "smid_2020", "bannach_brown_2019"]
-BATCH = 25
+DEV = ["cdss_ro_2024", "nagtegaal_2019", "bannach_brown_2019"]
+HELD_OUT = ["appenzeller_herzog_2019_wilson", "smid_2020"]
 TARGET = CONFIDENCE = 0.95
+Rank = Callable[[list[int], list[int]], np.ndarray]
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -69,7 +80,12 @@ def _recall_points(truth: list[int], order: list[int]) -> dict[str, Any]:
     found = np.cumsum([truth[i] for i in order])
     at95 = int(np.searchsorted(found, int(np.ceil(0.95 * includes)))) + 1
     at100 = int(np.searchsorted(found, includes)) + 1
-    return {"at95": at95, "at100": at100, "wss95": (total - at95) / total - 0.05}
+    return {
+        "at95": at95,
+        "at100": at100,
+        "wss95": (total - at95) / total - 0.05,
+        "wss100": (total - at100) / total,
+    }
 
 
 def asreview_run(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
@@ -96,30 +112,53 @@ def asreview_run(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
     return _recall_points(truth, order)
 
 
-def simulate(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
-    """One prioritised screening run with the stopping rule asked after every batch."""
+def ours(rows: list[dict[str, Any]]) -> Rank:
+    return Ranker(Features.build([r["text"] for r in rows])).rank
+
+
+def elas_u4_recipe(rows: list[dict[str, Any]]) -> Rank:
+    """ELAS u4 as published: bigram TF-IDF, balanced linear SVM, no presumed excludes."""
+    features = Features.build([r["text"] for r in rows], names=("bigram",)).views[0]
+    none = np.array([], dtype=np.int64)
+
+    def rank(order: list[int], labels: list[int]) -> np.ndarray:
+        idx = np.asarray(order, dtype=np.int64)
+        margins = svm_scores(features, idx, np.asarray(labels, dtype=np.int64), none)
+        margins[idx] = -np.inf
+        return margins
+
+    return rank
+
+
+def simulate(rows: list[dict[str, Any]], seed: int, method: Rank) -> dict[str, Any]:
+    """One screening run, retrained after every label, until every include is found."""
     truth = [r["label"] for r in rows]
-    total, includes = len(rows), sum(truth)
-    include, exclude = priors(truth, seed)
-    known: dict[int, int] = {include: 1, exclude: 0}
-    order = list(known)
-    stop_at: int | None = None
-    while len(known) < total and sum(known.values()) < includes:
-        records = [RankRecord(str(i), r["text"], known.get(i)) for i, r in enumerate(rows)]
-        for rid, _ in prioritize(records).ranking[:BATCH]:
-            known[int(rid)] = truth[int(rid)]
-            order.append(int(rid))
-        if stop_at is None and stopping([truth[i] for i in order], total).safe_to_stop:
-            stop_at = len(order)
-    found = np.cumsum([truth[i] for i in order])
-    stop = stop_at or total  # never stopped early: everything gets screened
-    recall_at_stop = (found[stop - 1] if stop <= len(found) else includes) / includes
-    return {
-        **_recall_points(truth, order),
-        "stop": stop,
-        "met": recall_at_stop >= TARGET,
-        "saved": 1 - stop / total,
+    includes = sum(truth)
+    order = list(priors(truth, seed))
+    times = []
+    while sum(truth[i] for i in order) < includes:
+        t0 = time.perf_counter()
+        scores = method(order, [truth[i] for i in order])
+        times.append(time.perf_counter() - t0)
+        order.append(int(np.argmax(scores)))
+    return {**_recall_points(truth, order), "order": order, "answer_s": statistics.median(times)}
+
+
+def stops(truth: list[int], order: list[int]) -> dict[str, dict[str, Any]]:
+    """Where each stopping rule stops on this run's order (then all excludes to the end)."""
+    total, includes = len(truth), sum(truth)
+    labels = [truth[i] for i in order] + [0] * (total - len(order))
+    rules: dict[str, Callable[[list[int]], bool]] = {
+        "hypergeometric": lambda seen: stopping(seen, total, TARGET, CONFIDENCE).safe_to_stop,
+        "heuristic": lambda seen: consecutive_excludes(seen, total).safe_to_stop,
     }
+    out = {}
+    for name, rule in rules.items():
+        stop = next((n for n in range(1, total + 1) if rule(labels[:n])), total)
+        recall = sum(labels[:stop]) / includes
+        out[name] = {"stop": stop, "recall": recall, "met": recall >= TARGET,
+                     "saved": 1 - stop / total}  # fmt: skip
+    return out
 
 
 def cv_scores(rows: list[dict[str, Any]]) -> np.ndarray:
@@ -159,40 +198,67 @@ def calibration(
     }
 
 
+def prioritisation(names: list[str], seeds: int, with_asreview: bool) -> None:
+    print("| dataset | set | seed | method | WSS@95 | WSS@100 | screened @95% | @100% "
+          "| median answer s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary: list[str] = []
+    for name in names:
+        rows = load(name)
+        truth = [r["label"] for r in rows]
+        methods: dict[str, Callable[[int], dict[str, Any]]] = {
+            "ours": lambda seed, rows=rows: simulate(rows, seed, ours(rows)),
+            "ELAS u4 recipe (ours)": lambda seed, rows=rows: simulate(
+                rows, seed, elas_u4_recipe(rows)
+            ),
+        }
+        if with_asreview:
+            methods["ASReview ELAS u4"] = lambda seed, rows=rows: asreview_run(rows, seed)
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+        for seed in range(seeds):
+            for method, run in methods.items():
+                r = run(seed)
+                runs[method].append(r)
+                answer = f"{r['answer_s']:.3f}" if "answer_s" in r else "n/a"
+                print(
+                    f"| {name} | {'dev' if name in DEV else 'held out'} | {seed} | {method} "
+                    f"| {r['wss95']:.3f} | {r['wss100']:.3f} | {r['at95']} | {r['at100']} "
+                    f"| {answer} |",
+                    flush=True,
+                )
+        for method, found in runs.items():
+            summary.append(
+                f"| {name} | {method} | {statistics.mean(r['wss95'] for r in found):.3f} "
+                f"| {statistics.mean(r['wss100'] for r in found):.3f} |"
+            )
+        for rule in ("hypergeometric", "heuristic"):
+            stopped = [stops(truth, r["order"])[rule] for r in runs["ours"]]
+            summary.append(
+                f"| {name} | stop: {rule} | runs meeting 95%: "
+                f"{sum(x['met'] for x in stopped)}/{len(stopped)} | screened at stop (median) "
+                f"{statistics.median(x['stop'] for x in stopped):.0f}, recall (min) "
+                f"{min(x['recall'] for x in stopped):.3f}, work saved (mean) "
+                f"{statistics.mean(x['saved'] for x in stopped):.1%} |"
+            )
+    print()
+    print("| dataset | method | mean WSS@95 | mean WSS@100 |")
+    print("|---|---|---|---|")
+    print("\n".join(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", nargs="*", default=DEV + HELD_OUT)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument(
         "--asreview", action="store_true", help="also run ASReview's default model (eval group)"
     )
+    parser.add_argument("--skip-calibration", action="store_true")
     args = parser.parse_args()
-    print(
-        "| dataset | set | records | includes | screened @95% (median) | @100% | WSS@95 "
-        "| ASReview ELAS u4: WSS@95 (screened @95%) | stop: runs meeting 95% "
-        "| work saved at stop |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.datasets:
-        rows = load(name)
-        runs = [simulate(rows, seed) for seed in range(args.seeds)]
-        theirs = "not run"
-        if args.asreview:
-            asr = [asreview_run(rows, seed) for seed in range(args.seeds)]
-            theirs = (
-                f"{statistics.mean(r['wss95'] for r in asr):.3f} "
-                f"({statistics.median(r['at95'] for r in asr):.0f})"
-            )
-        print(
-            f"| {name} | {'dev' if name in DEV else 'held out'} | {len(rows)} | "
-            f"{sum(r['label'] for r in rows)} | {statistics.median(r['at95'] for r in runs):.0f} | "
-            f"{statistics.median(r['at100'] for r in runs):.0f} | "
-            f"{statistics.mean(r['wss95'] for r in runs):.3f} | {theirs} | "
-            f"{sum(r['met'] for r in runs)}/{len(runs)} | "
-            f"{statistics.mean(r['saved'] for r in runs):.1%} |",
-            flush=True,
-        )
+    prioritisation(args.datasets, args.seeds, args.asreview)
+    if args.skip_calibration:
+        return
     print()
     print(
         "| dataset | sample share | runs with a supported threshold | coverage of the bound "

@@ -23,7 +23,6 @@ Deterministic: the presumed excludes are drawn with a seed of the number of labe
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,8 +42,6 @@ SELECTION_WINDOW = 100
 SELECTION_MIN_LABELS = 20
 SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
 VIEWS = {"bigram": BIGRAMS, "unigram": UNIGRAMS}
-# the two views' fits side by side: liblinear and scipy's sparse products release the GIL
-_POOL = ThreadPoolExecutor(max_workers=len(VIEWS), thread_name_prefix="ranking")
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ def svm_scores(
     train = vstack([features[labelled], features[presumed]], format="csr")
     target = np.concatenate([y, np.zeros(len(presumed), dtype=np.int64)])
     weights = np.concatenate([weights, np.full(len(presumed), exclude_weight)])
-    model = LinearSVC(C=SVM_C, loss="squared_hinge")
+    model = LinearSVC(C=SVM_C, loss="squared_hinge", random_state=0)
     model.fit(train, target, sample_weight=weights)
     # the margin by hand: decision_function would re-check and up-cast all the records
     coef = model.coef_.ravel().astype(features.dtype)
@@ -141,9 +138,9 @@ class Ranker:
         rng = np.random.default_rng(len(order))
         presumed = rng.choice(unlabelled, min(PRESUMED_EXCLUDES, len(unlabelled)), replace=False)
         idx = np.asarray(order, dtype=np.int64)
-        margins = list(
-            _POOL.map(lambda view: svm_scores(view, idx, y, presumed), self.features.views)
-        )
+        # one after the other: liblinear's random generator is global to the process, so
+        # fits in parallel threads would not be reproducible
+        margins = [svm_scores(view, idx, y, presumed) for view in self.features.views]
         if len(margins) == 2:
             self._previous = (
                 _percentiles(margins[0], unlabelled),
