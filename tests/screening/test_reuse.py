@@ -119,3 +119,52 @@ def test_update_adds_new_papers_dedups_and_reuses(tmp_path: Path, fake: FakeOpen
             json={"papers": [{"id": "p1", "title": "A wholly different paper about sleep"}]},
         )
         assert clash.status_code == 400 and "p1" in clash.json()["detail"]
+
+
+def _calls(fake: FakeOpenAIServer) -> dict[str, int]:
+    return {kind: row[0] for kind, row in fake.state.by_kind.items()}
+
+
+def test_an_update_of_2000_papers_costs_only_its_new_ones(
+    tmp_path: Path, fake: FakeOpenAIServer
+) -> None:
+    """Issue 26's scale check: 2,000 papers, then an update with 100 new and 50 duplicates."""
+    with TestClient(create_app(make_settings(tmp_path, fake))) as client:
+        old = [{**p, "doi": f"10.9/p{i}"} for i, p in enumerate(_papers(0, 2000))]
+        request = {"criteria": CRITERIA, "model": "gpt-4.1-mini", "repetitions": 2, "papers": old}
+        first = _wait(client, client.post("/v1/screening/jobs", json=request).json()["job_id"])
+        first_calls = _calls(fake)
+        update = [*_papers(5000, 5100)]  # 100 new
+        update += [{"id": f"again{i}", "title": "Other", "doi": f"10.9/P{i}"} for i in range(50)]
+        created = client.post(
+            f"/v1/screening/jobs/{first['job_id']}/update", json={"papers": update}
+        )
+        assert created.status_code == 200, created.text
+        body = created.json()
+        assert (body["added_count"], body["duplicate_count"], body["reused_count"]) == (
+            100,
+            50,
+            2000,
+        )
+        job = _wait(client, body["job_id"])
+        calls = {k: v - first_calls.get(k, 0) for k, v in _calls(fake).items()}
+        themes = {"ThemesOutput", "MergedThemes", "AssignmentOutput"}  # again over the whole set
+        screening = sum(v for k, v in first_calls.items() if k not in themes)
+        assert screening >= 2000 * 2, first_calls  # labelling (n = 2 in one call), reasoning
+        update_screening = sum(v for k, v in calls.items() if k not in themes)
+        assert update_screening <= 0.06 * screening, (calls, first_calls)  # 200 of 4,000
+        assert calls.get("AssignmentOutput", 0) == 84  # themes: every paper again, 25 a call
+        before = {r["id"]: r["final_score"] for r in first["results"]}
+        results = {r["id"]: r for r in job["results"]}
+        assert len(results) == 2100
+        assert all(results[i]["final_score"] == s for i, s in before.items())
+        assert all(results[f"p{i}"].get("reused_from") is None for i in range(5000, 5100))
+        assert all(r.get("cluster_id") is not None for r in results.values())
+
+
+def _wait(client: TestClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while (job := client.get(f"/v1/screening/jobs/{job_id}").json())["status"] != "completed":
+        assert job["status"] not in ("failed", "cancelled") and time.monotonic() < deadline
+        time.sleep(0.2)
+    return dict(job)
