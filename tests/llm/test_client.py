@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from crystallise.llm.client import LLMClient, async_batch_chat_completions
 from crystallise.llm.cost import tally_usage
 from crystallise.llm.errors import ErrorCategory, LLMError
-from crystallise.openai_resources.files import OpenAIResources
 from tests.conftest import SERVER_KEY, make_settings
 from tests.fake_openai import FakeOpenAIServer
 
@@ -205,20 +204,6 @@ async def test_responses_api(llm: LLMClient, fake: FakeOpenAIServer) -> None:
     )
     assert isinstance(result.parsed, Verdict) and result.usage["input_tokens"] > 0  # type: ignore[index]
     assert fake.requests("responses")[-1]["body"]["text"]["format"]["strict"] is True
-
-
-def test_files_and_vector_stores(tmp_path: object, fake: FakeOpenAIServer) -> None:
-    import pathlib
-
-    path = pathlib.Path(str(tmp_path)) / "papers.txt"
-    path.write_text("title and abstract")
-    fake.configure(fail_statuses=[503])  # first call fails, sync retry recovers
-    res = OpenAIResources(SERVER_KEY, base_url=fake.url, base_backoff=0.01, jitter=0.0)
-    file_id = res.upload_file(path)
-    store_id = res.create_vector_store("review")
-    assert res.add_file_to_vector_store(store_id, file_id, poll_interval_s=0.01) == "completed"
-    assert res.delete_vector_store(store_id) and res.delete_file(file_id)
-    res.close()
 
 
 async def test_local_server_models_get_max_tokens(tmp_path: object, fake: FakeOpenAIServer) -> None:
