@@ -44,7 +44,7 @@ class Services:
             upgrade_database(url)
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        jobs = JobStore(sessions)
+        jobs = JobStore(sessions, reuse_days=settings.reuse_retention_days)
         secret = settings.secret_key.get_secret_value()
         box = SecretBox(secret) if secret else None
         runner = JobRunner(

@@ -4,10 +4,12 @@ before under the same setup and tenant, pays only for the new ones, and says so.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from crystallise.api.app import create_app
 from tests.conftest import make_settings
@@ -168,3 +170,26 @@ def _wait(client: TestClient, job_id: str) -> dict[str, Any]:
         assert job["status"] not in ("failed", "cancelled") and time.monotonic() < deadline
         time.sleep(0.2)
     return dict(job)
+
+
+def test_reuse_retention_forgets_old_results(tmp_path: Path, fake: FakeOpenAIServer) -> None:
+    settings = make_settings(tmp_path, fake, reuse_retention_days=7)
+    with TestClient(create_app(settings)) as client:
+        first = _run(client, {}, papers=_papers(0, 4))
+        services = client.app.state.services  # type: ignore[attr-defined]
+        assert services.jobs.purge_reuse_index() == 0  # nothing is old yet
+        assert _run(client, {}, papers=_papers(0, 4))["usage"]["reused_count"] == 4
+        engine = create_engine(settings.sqlalchemy_url)
+        with engine.begin() as conn:  # as if both jobs had run eight days ago
+            conn.execute(
+                text("UPDATE job_items SET updated_at = :t"),
+                {"t": datetime.now(UTC) - timedelta(days=8)},
+            )
+        assert _run(client, {}, papers=_papers(0, 4))["usage"]["reused_count"] == 0
+        assert services.jobs.purge_reuse_index() >= 8
+        with engine.begin() as conn:
+            old = conn.execute(
+                text("SELECT count(*) FROM job_items WHERE reuse_key IS NOT NULL AND job_id = :j"),
+                {"j": first["job_id"]},
+            ).scalar()
+        assert old == 0

@@ -48,6 +48,9 @@ async def _maintenance_loop(services: Services) -> None:
                 purged = await services.store.purge_expired(settings.job_retention_days)
                 if purged:
                     log.info("jobs_purged", count=purged)
+                forgotten = await services.store.purge_reuse_index()
+                if forgotten:
+                    log.info("reuse_keys_purged", count=forgotten)
                 sessions = await services.ranking_sessions.purge_expired()
                 if sessions:
                     log.info("ranking_sessions_purged", count=sessions)

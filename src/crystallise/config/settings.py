@@ -226,6 +226,12 @@ class Settings(BaseSettings):
         "connection (restart, failover, SQLite busy or full) before failing the job.",
     )
     job_retention_days: int = Field(30, ge=0, description="Purge terminal jobs older; 0 = keep.")
+    reuse_retention_days: int = Field(
+        0,
+        ge=0,
+        description="Screening results older than this are not reused by later jobs (their "
+        "reuse keys are purged hourly); 0 = reuse for as long as the job is kept.",
+    )
     ranking_session_ttl_hours: int = Field(
         168,
         ge=1,

@@ -53,6 +53,9 @@ class AsyncJobStore:
     async def list_jobs(self, kind: JobKind, limit: int = 50) -> list[JobRow]:
         return await _off_loop(self.sync.list_jobs, kind, limit)
 
+    async def purge_reuse_index(self) -> int:
+        return await _off_loop(self.sync.purge_reuse_index)
+
     async def count_reusable(self, keys: Sequence[str]) -> int:
         return await _off_loop(self.sync.count_reusable, keys)
 

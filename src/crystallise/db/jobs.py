@@ -136,9 +136,13 @@ class JobStore:
     (PostgreSQL restart, failover, SQLite busy) for ``s`` seconds: the job machinery uses it;
     API requests use the plain store and fail fast."""
 
-    def __init__(self, sessions: sessionmaker[Session], retry_s: float = 0.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], retry_s: float = 0.0, reuse_days: int = 0
+    ) -> None:
         self._sessions = sessions
         self.retry_s = retry_s
+        # results older than this many days are not reused (0: as long as the job is kept)
+        self.reuse_days = reuse_days
 
     def with_retries(self, seconds: float) -> JobStore:
         store = copy.copy(self)
@@ -298,6 +302,8 @@ class JobStore:
                     ScreeningJob.status.in_(TERMINAL_STATUSES),  # a paper's result is final
                 )
             )
+            if self.reuse_days > 0:
+                stmt = stmt.where(JobItem.updated_at >= utcnow() - timedelta(self.reuse_days))
             for key, job_id, result in session.execute(stmt):
                 found.setdefault(key, (job_id, result))
         return found
@@ -355,6 +361,20 @@ class JobStore:
                     )
                 )
         return sum(1 for _, key in pending if key in found)
+
+    def purge_reuse_index(self) -> int:
+        """Forget the reuse keys of results older than ``reuse_days`` (the results stay with
+        their jobs; they are no longer found for reuse). Returns how many."""
+        if self.reuse_days <= 0:
+            return 0
+        cutoff = utcnow() - timedelta(self.reuse_days)
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(JobItem)
+                .where(JobItem.reuse_key.is_not(None), JobItem.updated_at < cutoff)
+                .values(reuse_key=None)
+            )
+            return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
     def unfinished_jobs(self, kind: JobKind) -> list[JobRow]:
         model = _MODELS[kind]
