@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from typing import Any
 
-from bench.fakeproc import fake_server
+from bench.fakeproc import bench_settings, fake_server
 from bench.screening_throughput import CRITERIA, _estimate, load_papers
-from crystallise.config.settings import Settings
 from crystallise.services import Services
 
 MODES = [  # (label, model, scoring, batch)
@@ -43,15 +41,7 @@ async def one_job(
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        openai_base_url=url,
-        openai_api_key="sk-bench-000000000000",
-        data_dir=tempfile.mkdtemp(),
-        job_queue="inprocess",
-        log_level="WARNING",
-        batch_poll_s=0.5,
-    )
+    settings = bench_settings(url, batch_poll_s=0.5)
     services = Services.build(settings)
     register_job_handlers(services)
     body = ScreeningRequest(

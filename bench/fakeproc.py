@@ -5,13 +5,29 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from crystallise.config.settings import Settings
 from tests.fake_openai import free_port
+
+
+def bench_settings(url: str, **overrides: Any) -> Settings:
+    """Settings for a job run in the bench's own process against the fake at ``url``: a
+    throw-away data folder, the in-process runner, no .env file, quiet logs."""
+    values: dict[str, Any] = {
+        "openai_base_url": url,
+        "openai_api_key": "sk-bench-000000000000",
+        "data_dir": tempfile.mkdtemp(),
+        "job_queue": "inprocess",
+        "log_level": "WARNING",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 class FakeProcess:

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.fakeproc import fake_server
+from bench.fakeproc import bench_settings, fake_server
 from bench.screening_throughput import CRITERIA, load_papers
-from crystallise.config.settings import Settings
 from crystallise.services import Services
 
 THEMES = ("ThemesOutput", "AssignmentOutput")
@@ -35,15 +33,7 @@ async def both_jobs(
     from crystallise.jobs.update import submit_update
     from crystallise.screening.schemas import Paper, ScreeningRequest
 
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        openai_base_url=url,
-        openai_api_key="sk-bench-000000000000",
-        data_dir=tempfile.mkdtemp(),
-        job_queue="inprocess",
-        log_level="WARNING",
-        max_papers_per_job=papers + new,
-    )
+    settings = bench_settings(url, max_papers_per_job=papers + new)
     services = Services.build(settings)
     register_job_handlers(services)
     everything = load_papers(papers + new)
