@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LLAMA_VERSION=0.3.36
-WHEELS="${CRYSTALLISE_WHEEL_CACHE:-$HOME/.cache/crystallise/wheels}"
+# A portable build (GGML_NATIVE=OFF: AVX2/FMA/F16C, no AVX-512/AMX kernels): the native build
+# crashed in libggml-cpu on the first generation on a host with AMX (2026-12-06). Its own
+# cache folder, so a native wheel cached by an older script is never picked up.
+WHEELS="${CRYSTALLISE_WHEEL_CACHE:-$HOME/.cache/crystallise/wheels}/portable"
 VENV=.llama-venv
 mkdir -p "$WHEELS"
 
@@ -19,13 +22,15 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   build="$(mktemp -d)"
   python3 -m venv "$build/venv"
   "$build/venv/bin/pip" install -q --upgrade pip wheel
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     "$build/venv/bin/pip" wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
   rm -rf "$build"
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
+if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.portable" ]; then
+  rm -rf "$VENV"  # an environment from a native wheel: start again
   python3 -m venv "$VENV"
+  touch "$VENV/.portable"
 fi
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q --find-links "$WHEELS" -r tests/realmodel/requirements.lock
