@@ -27,13 +27,13 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   rm -rf "$build"
 fi
 
-if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.portable" ]; then
-  rm -rf "$VENV"  # an environment from a native wheel: start again
+if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  touch "$VENV/.portable"
 fi
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q --find-links "$WHEELS" -r tests/realmodel/requirements.lock
+# always the cached portable wheel, even over one an older script installed natively built
+"$VENV/bin/pip" install -q --no-deps --force-reinstall "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
 
 python3 -m venv .uv && .uv/bin/pip install -q uv==0.13.9
 CRYSTALLISE_LLAMA_PYTHON="$PWD/$VENV/bin/python" \
