@@ -58,11 +58,11 @@ class LiveSession:
         """Retrain and rank; the next records, both stopping answers. CPU: run in a thread."""
         from crystallise.decisions.service import stopping_response
 
-        ranked, model = self._rank()
+        in_order = [self.labels[i] for i in self.order]  # the labels in screening order
+        ranked, model = self._rank(in_order)
         records, options = self.stored.records, self.stored.options
         picks = np.argsort(-ranked, kind="stable")[:next_count]
         picks = picks[np.isfinite(ranked[picks])]
-        in_order = [self.labels[i] for i in self.order]
         stopping = stopping_response(
             in_order, len(records), options["target_recall"], options["confidence"]
         )
@@ -80,9 +80,8 @@ class LiveSession:
             recall_estimate=stopping.recall_estimate,
         )
 
-    def _rank(self) -> tuple[np.ndarray, str]:
+    def _rank(self, in_order: list[int]) -> tuple[np.ndarray, str]:
         size = self.ranker.features.size
-        in_order = [self.labels[i] for i in self.order]
         if 0 < sum(in_order) < len(in_order):
             ranked = self.ranker.rank(self.order, in_order)
             return ranked, self.ranker.features.model_name(self.ranker.view)
