@@ -52,11 +52,22 @@ def test_the_heuristic_stops_early_and_meets_the_target(
     cdss: list[dict[str, Any]], runs: dict[str, Any]
 ) -> None:
     truth = [r["label"] for r in cdss]
+    no_abstract = {i for i, r in enumerate(cdss) if not r["abstract"].strip()}
     for run in runs["ours"]:
-        found = stops(truth, run["order"])
+        found = stops(truth, run["order"], no_abstract)
         assert found["heuristic"]["met"] and found["heuristic"]["saved"] >= 0.30, found
         assert found["hypergeometric"]["met"]
         assert found["heuristic"]["stop"] < found["hypergeometric"]["stop"]
+
+
+def test_the_hand_over_screens_the_records_without_an_abstract_after_the_stop() -> None:
+    # 300 records: includes 0-9 screened first, then excludes; include 299 has no abstract and
+    # sits last, where a ranking puts a title it cannot judge
+    truth = [1] * 10 + [0] * 289 + [1]
+    found = stops(truth, list(range(300)), {150, 299})
+    plain, handed = found["heuristic"], found["heuristic + hand-over"]
+    assert plain["stop"] == 60 and plain["recall"] == 10 / 11 and not plain["met"]
+    assert handed["stop"] == 62 and handed["recall"] == 1.0 and handed["met"]
 
 
 def test_the_heuristic_needs_a_long_enough_run_after_an_include() -> None:

@@ -197,3 +197,39 @@ def test_ttl_setting_sets_the_expiry(
         datetime.fromisoformat(str(body["expires_at"])).tzinfo
     )
     assert timedelta(hours=1, minutes=59) < left <= timedelta(hours=2)
+
+
+def test_once_a_rule_says_stop_the_records_without_an_abstract_come_first(
+    app_client: TestClient,
+) -> None:
+    """The hand-over: a ranking cannot judge a title alone, so when a stopping rule fires the
+    unscreened records sent without an abstract are listed first, and counted until done."""
+    records = _records()
+    records += [
+        {"id": f"r{i}", "title": f"Rodent liver {i}", "abstract": "mice model", "label": None}
+        for i in range(40, 160)
+    ]
+    records += [{"id": f"n{i}", "title": f"Letter {i}", "label": None} for i in range(40)]
+    records[0]["label"], records[15]["label"] = 1, 0
+    body = app_client.post(URL, json={"records": records, "next_count": 5}, headers=ALICE).json()
+    assert body["unscreened_without_abstract"] == 40
+    session, fired, screened = body["session_id"], False, set()
+    for _ in range(len(records)):
+        stop = body["stopping"]["safe_to_stop"] or body["stopping"]["heuristic"]["safe_to_stop"]
+        left = body["unscreened_without_abstract"]
+        assert left == 40 - sum(s.startswith("n") for s in screened)
+        if stop and left == 0:
+            break
+        fired = fired or stop
+        if stop:  # handed over: the records without an abstract come first
+            first = [n["id"][0] for n in body["next"]][:left]
+            assert len(first) == min(left, 5) and set(first) == {"n"}
+        pick = body["next"][0]["id"]
+        screened.add(pick)
+        label = {"id": pick, "label": _truth(pick) if pick.startswith("r") else 0}
+        body = app_client.post(
+            f"{URL}/{session}/labels", json={"labels": [label]}, headers=ALICE
+        ).json()
+    assert fired and body["unscreened_without_abstract"] == 0
+    assert body["includes_found"] == 10
+    assert len(screened) + 2 < len(records)  # stopped before the end, every letter screened

@@ -13,8 +13,10 @@ each measured on the dev sets (`evals/decisions.py`, numbers in `evals/RESULTS.m
 - **Two views, chosen online.** A second SVM over word unigrams without stop words ranks
   better on reviews with many includes, the bigram view on reviews with few. A session keeps,
   for each view, where it ranked every record just before that record was labelled (its
-  percentile among the unlabelled); over the last 100 labels, the view whose includes sat
-  higher above its excludes ranks the next records (from 20 labels on; the bigram view before).
+  percentile among the unlabelled, at that view's last fit); over the last 100 labels, the view
+  whose includes sat higher above its excludes ranks the next records (from 20 labels on; the
+  bigram view before). The view in use is refitted on every label, the other on every 10th
+  (and at once when the choice turns to it): one fit per label instead of two.
 
 An LLM ``final_score`` joins both views as one more feature when every record has one.
 Deterministic: the presumed excludes are drawn with a seed of the number of labels.
@@ -40,6 +42,7 @@ BALANCE_RATIO = 9.8
 PRESUMED_EXCLUDES = 100
 SELECTION_WINDOW = 100
 SELECTION_MIN_LABELS = 20
+OTHER_VIEW_EVERY = 10  # labels between fits of the view not in use
 SCORE_WEIGHT = 3.0  # the LLM score's column scale against unit-norm TF-IDF rows
 VIEWS = {"bigram": BIGRAMS, "unigram": UNIGRAMS}
 
@@ -117,14 +120,17 @@ def svm_scores(
 @dataclass
 class Ranker:
     """The ranking state of one screening session: the features, and each view's percentile
-    of every record just before it was labelled (for choosing the view online)."""
+    of every record at its last fit before the record was labelled (to choose the view
+    online). The view in use is refitted on every label; the other every ``OTHER_VIEW_EVERY``
+    labels, and at once when the choice turns to it."""
 
     features: Features
     history: deque[tuple[int, float, float]] = field(
         default_factory=lambda: deque(maxlen=SELECTION_WINDOW)
     )
     view: int = 0
-    _previous: tuple[np.ndarray, np.ndarray] | None = None
+    _ranks: list[np.ndarray | None] = field(default_factory=lambda: [None, None])
+    _fitted_at: list[int] = field(default_factory=lambda: [-OTHER_VIEW_EVERY] * 2)
     _seen: int = 0  # labels already in the history (the order only grows)
 
     def rank(self, order: list[int], labels: list[int]) -> np.ndarray:
@@ -133,29 +139,33 @@ class Ranker:
         self._remember(order, labels)
         labelled = np.zeros(self.features.size, dtype=bool)
         labelled[order] = True
-        unlabelled = np.flatnonzero(~labelled)
-        y = np.asarray(labels, dtype=np.int64)
-        rng = np.random.default_rng(len(order))
-        presumed = rng.choice(unlabelled, min(PRESUMED_EXCLUDES, len(unlabelled)), replace=False)
-        idx = np.asarray(order, dtype=np.int64)
-        # one after the other: liblinear's random generator is global to the process, so
-        # fits in parallel threads would not be reproducible
-        margins = [svm_scores(view, idx, y, presumed) for view in self.features.views]
-        if len(margins) == 2:
-            self._previous = (
-                _percentiles(margins[0], unlabelled),
-                _percentiles(margins[1], unlabelled),
-            )
+        fit = _Fit(order, labels, labelled)
+        margins: dict[int, np.ndarray] = {self.view: self._fit(self.view, fit)}
+        if len(self.features.views) == 2:
+            other = 1 - self.view
+            if len(order) - self._fitted_at[other] >= OTHER_VIEW_EVERY:
+                margins[other] = self._fit(other, fit)
             self.view = self._choose()
+            if self.view not in margins:
+                margins[self.view] = self._fit(self.view, fit)
         return np.where(labelled, -np.inf, margins[self.view])
 
+    def _fit(self, view: int, fit: _Fit) -> np.ndarray:
+        # one view after the other: liblinear's random generator is global to the process,
+        # so fits in parallel threads would not be reproducible
+        margins = svm_scores(self.features.views[view], fit.idx, fit.y, fit.presumed)
+        if len(self.features.views) == 2:
+            self._ranks[view] = _percentiles(margins, fit.unlabelled)
+            self._fitted_at[view] = len(fit.idx)
+        return margins
+
     def _remember(self, order: list[int], labels: list[int]) -> None:
-        if self._previous is not None:
-            bigram, unigram = self._previous
+        bigram, unigram = self._ranks
+        if bigram is not None and unigram is not None:
             for index, label in zip(order[self._seen :], labels[self._seen :], strict=True):
-                if not np.isnan(bigram[index]):  # unlabelled at the last ranking
+                if not (np.isnan(bigram[index]) or np.isnan(unigram[index])):
                     self.history.append((label, float(bigram[index]), float(unigram[index])))
-        self._seen, self._previous = len(order), None
+        self._seen = len(order)
 
     def _choose(self) -> int:
         if len(self.history) < SELECTION_MIN_LABELS:
@@ -166,6 +176,19 @@ class Ranker:
             return self.view
         gap = includes[:, 1:].mean(axis=0) - excludes[:, 1:].mean(axis=0)
         return int(gap[1] > gap[0])
+
+
+class _Fit:
+    """One fit's training set: the labels in screening order, and the presumed excludes drawn
+    with a seed of the number of labels."""
+
+    def __init__(self, order: list[int], labels: list[int], labelled: np.ndarray) -> None:
+        self.idx = np.asarray(order, dtype=np.int64)
+        self.y = np.asarray(labels, dtype=np.int64)
+        self.unlabelled = np.flatnonzero(~labelled)
+        rng = np.random.default_rng(len(order))
+        count = min(PRESUMED_EXCLUDES, len(self.unlabelled))
+        self.presumed = rng.choice(self.unlabelled, count, replace=False)
 
 
 def _percentiles(values: np.ndarray, among: np.ndarray) -> np.ndarray:

@@ -199,6 +199,9 @@ class SessionResponse(BaseModel):
     model: str
     stopping: StoppingResponse
     recall_estimate: float | None
+    # records not yet screened that were sent without an abstract: once a stopping rule says
+    # stop, `next` lists them first; stop when this is 0 (the ranking cannot judge a title)
+    unscreened_without_abstract: int
 
 
 ReviewerName = Annotated[str, Field(min_length=1, max_length=100)]

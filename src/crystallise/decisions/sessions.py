@@ -34,6 +34,7 @@ class LiveSession:
     ranker: Ranker
     index: dict[str, int]
     expires_at: datetime
+    no_abstract: np.ndarray  # records sent without an abstract
     order: list[int] = field(default_factory=list)  # records in the order first labelled
     labels: dict[int, int] = field(default_factory=dict)  # the latest label of each
     seq: int = 0  # the last stored label applied
@@ -45,7 +46,9 @@ class LiveSession:
         scores = [float(r[2]) for r in records] if all(r[2] is not None for r in records) else None
         features = Features.build([str(r[1]) for r in records], scores)
         index = {str(r[0]): i for i, r in enumerate(records)}
-        return cls(stored, Ranker(features), index, stored.expires_at)
+        # sessions stored before the flag existed (three fields a record) count as abstracts
+        no_abstract = np.array([len(r) > 3 and not r[3] for r in records], dtype=bool)
+        return cls(stored, Ranker(features), index, stored.expires_at, no_abstract)
 
     def apply(self, rows: list[tuple[int, int, int]]) -> None:
         for seq, record, label in rows:
@@ -61,11 +64,17 @@ class LiveSession:
         in_order = [self.labels[i] for i in self.order]  # the labels in screening order
         ranked, model = self._rank(in_order)
         records, options = self.stored.records, self.stored.options
-        picks = np.argsort(-ranked, kind="stable")[:next_count]
-        picks = picks[np.isfinite(ranked[picks])]
         stopping = stopping_response(
             in_order, len(records), options["target_recall"], options["confidence"]
         )
+        unjudged = self.no_abstract & np.isfinite(ranked)  # unscreened, no abstract
+        key = ranked
+        if stopping.safe_to_stop or stopping.heuristic.safe_to_stop:
+            # the hand-over: a ranking cannot judge a title alone, so before the stop the
+            # unscreened records without an abstract come first
+            key = np.where(unjudged, ranked + _HAND_OVER, ranked)
+        picks = np.argsort(-key, kind="stable")[:next_count]
+        picks = picks[np.isfinite(key[picks])]
         return s.SessionResponse(
             session_id=self.stored.id,
             expires_at=self.expires_at.isoformat(),
@@ -75,6 +84,7 @@ class LiveSession:
             next=[
                 s.RankedRecord(id=str(records[i][0]), probability=_squash(ranked[i])) for i in picks
             ],
+            unscreened_without_abstract=int(unjudged.sum()),
             model=model,
             stopping=stopping,
             recall_estimate=stopping.recall_estimate,
@@ -92,6 +102,9 @@ class LiveSession:
             return np.where(labelled, -np.inf, (scores - 1) / 4), "llm_score"
         as_given = -np.arange(size, dtype=np.float64) / size  # as submitted
         return np.where(labelled, -np.inf, as_given), "none"
+
+
+_HAND_OVER = 1e6  # added to the score of a record handed over: above any margin
 
 
 def _squash(margin: float) -> float:
@@ -114,7 +127,10 @@ class RankingSessions:
         from crystallise.jobs.submit import check_record_count  # jobs -> services -> here
 
         check_record_count(self.settings, "records", len(body.records))
-        records = [[r.id, f"{r.title} {r.abstract}", r.score] for r in body.records]
+        records = [
+            [r.id, f"{r.title} {r.abstract}", r.score, bool(r.abstract.strip())]
+            for r in body.records
+        ]
         options = {"target_recall": body.target_recall, "confidence": body.confidence}
         options["next_count"] = body.next_count
         session_id = str(uuid.uuid4())
