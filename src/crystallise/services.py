@@ -60,17 +60,19 @@ class Services:
             dispatcher = QueueDispatcher(runner, settings.postgres_conninfo)
         elif settings.uses_job_process:
             dispatcher = ProcessDispatcher(runner, settings)
+        configs = ConfigRegistry(
+            ServiceConfigStore(sessions),
+            settings.default_model,
+            settings.clustering_model,
+            service_model=settings.service_model or None,
+        )
+        configs.refresh()  # held in memory from here on (before any request is served)
         return cls(
             settings=settings,
             engine=engine,
             jobs=jobs,
             store=AsyncJobStore(jobs),
-            configs=ConfigRegistry(
-                ServiceConfigStore(sessions),
-                settings.default_model,
-                settings.clustering_model,
-                service_model=settings.service_model or None,
-            ),
+            configs=configs,
             llm=LLMClient(settings),
             runner=runner,
             dispatcher=dispatcher,

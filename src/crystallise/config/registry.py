@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from crystallise.common.logging import get_logger
 from crystallise.db.service_configs import ServiceConfigStore
@@ -55,10 +59,18 @@ SERVICE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 _FALLBACK: dict[str, Any] = {"model": "gpt-4.1", "max_output_tokens": 8192}
+REFRESH_S = 5.0  # how stale another process's change may be seen here
 
 
 class ConfigRegistry:
-    """Defaults merged with stored overrides; the store makes a change survive restarts."""
+    """Defaults merged with stored overrides; the store makes a change survive restarts.
+
+    The overrides are held in memory, so reading a config never touches the database (and
+    never blocks the event loop). A change made here is seen here at once; a change made by
+    another process (another API worker, another replica on the same database) within
+    ``REFRESH_S``: a read that finds the copy older than that reloads it, in a worker thread
+    when called on the event loop (that read still gets the copy it found), in place
+    otherwise. A reload that fails (database down) keeps the copy and is tried again later."""
 
     def __init__(
         self,
@@ -80,6 +92,33 @@ class ConfigRegistry:
             self._defaults["screening"]["model"] = default_model
         if clustering_model:
             self._defaults["screening.clustering"]["model"] = clustering_model
+        self._overrides: dict[str, dict[str, Any]] = {}
+        self._loaded_at = float("-inf")
+        self._reloading = threading.Lock()
+        self._changes = 0  # updates made here: a reload that began before one is dropped
+
+    def refresh(self) -> None:
+        """Reload every stored override (blocking: call it off the event loop)."""
+        if not self._reloading.acquire(blocking=False):
+            return  # a reload is under way
+        try:
+            changes = self._changes
+            loaded = self._store.all_overrides()
+            if changes == self._changes:
+                self._overrides = loaded
+            self._loaded_at = time.monotonic()
+        except (SQLAlchemyError, OSError) as exc:  # keep the copy; the next read tries again
+            log.warning("service_config_reload_failed", error=type(exc).__name__)
+        finally:
+            self._reloading.release()
+
+    def _override(self, service_id: str) -> dict[str, Any]:
+        if time.monotonic() - self._loaded_at > REFRESH_S:
+            try:
+                asyncio.get_running_loop().run_in_executor(None, self.refresh)
+            except RuntimeError:  # no event loop in this thread: reloading here blocks nobody
+                self.refresh()
+        return self._overrides.get(service_id, {})
 
     def service_ids(self) -> list[str]:
         return sorted(self._defaults)
@@ -91,7 +130,7 @@ class ConfigRegistry:
         """Effective config; an unknown id gets the generic default, not an error. A stored
         override that no longer validates is logged and ignored, never a failed request."""
         defaults: dict[str, Any] = {**self._fallback, **self._defaults.get(service_id, {})}
-        override = self._store.get_override(service_id)
+        override = self._override(service_id)
         try:
             config = ServiceConfig(service_id=service_id, **{**defaults, **override})
         except ValidationError as exc:
@@ -110,12 +149,15 @@ class ConfigRegistry:
 
     def system_override(self, service_id: str) -> str | None:
         """The admin's replacement system prompt for this service, if one was set."""
-        value = self._store.get_override(service_id).get("system_prompt")
+        value = self._override(service_id).get("system_prompt")
         return value if isinstance(value, str) and value.strip() else None
 
     def all(self) -> list[ServiceConfig]:
         return [self.get(sid) for sid in self.service_ids()]
 
     def update(self, service_id: str, changes: dict[str, Any]) -> ServiceConfig:
-        self._store.merge_override(service_id, changes)
+        """Store the change (blocking: call it off the event loop); seen here at once."""
+        merged = self._store.merge_override(service_id, changes)
+        self._changes += 1
+        self._overrides = {**self._overrides, service_id: merged}
         return self.get(service_id)
