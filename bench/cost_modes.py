@@ -20,7 +20,6 @@ from typing import Any
 
 from bench.fakeproc import bench_settings, fake_server
 from bench.screening_throughput import CRITERIA, _estimate, load_papers
-from crystallise.services import Services
 
 MODES = [  # (label, model, scoring, batch)
     ("samples, live", None, "samples", False),
@@ -37,13 +36,12 @@ MODES = [  # (label, model, scoring, batch)
 async def one_job(
     url: str, papers: int, reps: int, model: str | None, scoring: str, batch: bool
 ) -> dict[str, Any]:
-    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 
     settings = bench_settings(url, batch_poll_s=0.5)
-    services = Services.build(settings)
-    register_job_handlers(services)
+    services = await start_services(settings)
     body = ScreeningRequest(
         papers=load_papers(papers),  # type: ignore[arg-type]
         criteria=CRITERIA,

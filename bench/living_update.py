@@ -28,14 +28,13 @@ THEMES = ("ThemesOutput", "AssignmentOutput")
 async def both_jobs(
     url: str, papers: int, new: int, between: Callable[[], None]
 ) -> list[dict[str, Any]]:
-    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.jobs.update import submit_update
     from crystallise.screening.schemas import Paper, ScreeningRequest
 
     settings = bench_settings(url, max_papers_per_job=papers + new)
-    services = Services.build(settings)
-    register_job_handlers(services)
+    services = await start_services(settings)
     everything = load_papers(papers + new)
     body = ScreeningRequest(papers=everything[:papers], criteria=CRITERIA)  # type: ignore[arg-type]
     out = []

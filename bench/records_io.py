@@ -34,14 +34,12 @@ def _ris(n: int) -> str:
 
 async def _screen(data_dir: Path, records: list[dict[str, Any]]) -> tuple[Any, Any]:
     from crystallise.config.settings import Settings
-    from crystallise.jobs import register_job_handlers, wait_for_job
+    from crystallise.jobs import start_services, wait_for_job
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
-    from crystallise.services import Services
 
     settings = Settings(_env_file=None, data_dir=data_dir, job_queue="inprocess")  # type: ignore[call-arg]
-    services = Services.build(settings)
-    register_job_handlers(services)
+    services = await start_services(settings)
     body = ScreeningRequest(papers=records, criteria=[{"type": "include", "value": "trials"}],  # type: ignore[arg-type]
                             mock=True)  # fmt: skip
     row = await submit_screening(services, body, Submission())

@@ -22,7 +22,6 @@ from typing import Any
 
 from bench.fakeproc import fake_server
 from crystallise.config.settings import Settings
-from crystallise.services import Services
 
 DATASET = (
     pathlib.Path(__file__).resolve().parents[2]
@@ -87,7 +86,7 @@ def rss_mb() -> float:
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 
@@ -100,8 +99,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         job_queue="inprocess",  # the pipeline in this process: its CPU and RSS are measured
         log_level="WARNING",
     )
-    services = Services.build(settings)
-    register_job_handlers(services)
+    services = await start_services(settings)
     runner = services.runner
     body = ScreeningRequest(
         papers=load_papers(args.papers),  # type: ignore[arg-type]

@@ -31,7 +31,6 @@ from typing import Any
 
 from crystallise.config.settings import Settings
 from crystallise.screening.criteria import Criterion
-from crystallise.services import Services
 from evals.common import eval_settings
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -138,12 +137,11 @@ async def run_pipeline(
     model: str,
     repetitions: int,
 ) -> dict[str, dict[str, Any]]:
-    from crystallise.jobs import register_job_handlers, wait_for_job
+    from crystallise.jobs import start_services, wait_for_job
     from crystallise.jobs.submit import submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 
-    services = Services.build(settings.model_copy(update={"job_queue": "inprocess"}))
-    register_job_handlers(services)
+    services = await start_services(settings.model_copy(update={"job_queue": "inprocess"}))
     body = ScreeningRequest(
         papers=[{k: r[k] for k in ("id", "title", "abstract")} for r in rows],  # type: ignore[misc]
         criteria=[{"name": c.text, "type": c.kind} for c in criteria],

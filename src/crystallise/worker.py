@@ -18,9 +18,7 @@ from crystallise.batch.queue import (
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JOB_KINDS
-from crystallise.jobs import register_job_handlers
-from crystallise.llm.client import set_default_client
-from crystallise.llm.tokens import warm_up
+from crystallise.jobs import start_services
 from crystallise.services import Services
 
 log = get_logger(__name__)
@@ -60,10 +58,7 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     if not settings.is_postgres:
         raise SystemExit("crystallise worker needs CRYSTALLISE_DATABASE_URL on PostgreSQL")
     configure_logging(settings.log_level, settings.log_json)
-    services = Services.build(settings)
-    register_job_handlers(services)
-    set_default_client(services.llm)
-    await asyncio.to_thread(warm_up)
+    services = await start_services(settings)
     app = build_queue_app(settings.postgres_conninfo)
 
     @app.task(name=RUN_JOB, queue=QUEUE)

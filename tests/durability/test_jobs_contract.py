@@ -156,10 +156,9 @@ async def test_encrypted_key_lets_a_job_resume_after_restart(
     tmp_path: Path, fake: FakeOpenAIServer
 ) -> None:
     settings = make_settings(tmp_path, fake, secret_key="s3cret")
-    services = Services.build(settings)
-    from crystallise.jobs import register_job_handlers
+    from crystallise.jobs import start_services
 
-    register_job_handlers(services)
+    services = await start_services(settings)
     body = IndexerRequest(records=RECORDS, fields=FIELDS, model="gpt-4.1-mini", max_workers=2)
     stored = await submit_indexing(services, body, Submission(CALLER_KEY, dispatch=False))
     job_id = stored.id

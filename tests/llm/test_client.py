@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from crystallise.llm.client import LLMClient, async_batch_chat_completions
+from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import tally_usage
 from crystallise.llm.errors import ErrorCategory, LLMError
 from tests.conftest import SERVER_KEY, make_settings
@@ -156,12 +156,11 @@ async def test_key_resolution_order(tmp_path: object, fake: FakeOpenAIServer) ->
 
 
 async def test_usage_tally_matches_server(llm: LLMClient, fake: FakeOpenAIServer) -> None:
-    results = await async_batch_chat_completions(
-        [
-            {"messages": [{"role": "user", "content": f"paper {i}"}], "model": "gpt-5-nano"}
+    results = await asyncio.gather(
+        *(
+            llm.chat([{"role": "user", "content": f"paper {i}"}], model="gpt-5-nano")
             for i in range(6)
-        ],
-        client=llm,
+        )
     )
     usage = tally_usage("gpt-5-nano", [r.usage for r in results if not isinstance(r, LLMError)])
     assert usage["input_tokens"] == fake.state.prompt_tokens

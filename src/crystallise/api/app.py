@@ -20,8 +20,7 @@ from crystallise.api.operation_ids import operation_id
 from crystallise.api.routers import config, health, metrics
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings, get_settings
-from crystallise.llm.client import set_default_client
-from crystallise.llm.tokens import warm_up
+from crystallise.jobs import start_services
 from crystallise.services import Services
 
 log = get_logger(__name__)
@@ -111,20 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "route is open without a key; `serve` listens on 127.0.0.1 only unless "
                 "CRYSTALLISE_API_HOST or --host says otherwise"
             )
-        services = Services.build(settings)
-        from crystallise.jobs import register_job_handlers
-
-        register_job_handlers(services)
+        services = await start_services(settings)
         app.state.services = services
-        set_default_client(services.llm)
-        await asyncio.to_thread(warm_up)
         await services.dispatcher.start()
         retention = asyncio.create_task(_maintenance_loop(services))
         try:
             yield
         finally:
             retention.cancel()
-            set_default_client(None)
             await services.aclose()
 
     app = FastAPI(

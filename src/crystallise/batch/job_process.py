@@ -106,15 +106,9 @@ def job_process_main(settings: Settings, conn: Connection) -> None:
 
 
 async def _serve_jobs(settings: Settings, conn: Connection) -> None:
-    from crystallise.jobs import register_job_handlers
-    from crystallise.llm.client import set_default_client
-    from crystallise.llm.tokens import warm_up
-    from crystallise.services import Services
+    from crystallise.jobs import start_services
 
-    services = Services.build(settings, migrate=False)
-    register_job_handlers(services)
-    set_default_client(services.llm)
-    await asyncio.to_thread(warm_up)
+    services = await start_services(settings, migrate=False)
     await services.runner.resume_unfinished()
     conn.send(("ready",))
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()

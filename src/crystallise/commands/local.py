@@ -20,7 +20,7 @@ from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer.schemas import IndexerRequest
-from crystallise.jobs import register_job_handlers
+from crystallise.jobs import start_services
 from crystallise.jobs.submit import (
     Submission,
     indexer_spec,
@@ -143,8 +143,7 @@ async def run_local(
 ) -> RunResult:
     """Submit (or find) the job, run it here with progress, write the output file."""
     path, fmt, threshold = out
-    services = Services.build(settings.model_copy(update={"job_queue": "inprocess"}))
-    register_job_handlers(services)
+    services = await start_services(settings.model_copy(update={"job_queue": "inprocess"}))
     started = time.monotonic()
     try:
         row, how = await _start_or_resume(services, kind, body, confirm)

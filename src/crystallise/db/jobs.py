@@ -551,10 +551,6 @@ class JobStore:
                 for r in session.scalars(stmt)
             ]
 
-    def save_item(self, job_id: str, seq: int, status: str, result: dict[str, Any] | None) -> None:
-        """Store one item's result as soon as it is known (the checkpoint)."""
-        self.save_items(job_id, [(seq, status, result)])
-
     def save_items(
         self, job_id: str, rows: Sequence[tuple[int, str, dict[str, Any] | None]]
     ) -> None:

@@ -12,9 +12,23 @@ from typing import TYPE_CHECKING
 from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
 
 if TYPE_CHECKING:
+    from crystallise.config.settings import Settings
     from crystallise.services import Services
 
 WAIT_POLL_S = 0.2
+
+
+async def start_services(settings: Settings, *, migrate: bool = True) -> Services:
+    """What every process that serves or runs jobs starts with (the API, the queue worker,
+    the job process): the stores, the LLM client and the runner with every job kind
+    registered, built once; the tokenizer warmed off the event loop."""
+    from crystallise.llm.tokens import warm_up
+    from crystallise.services import Services
+
+    services = Services.build(settings, migrate=migrate)
+    register_job_handlers(services)
+    await asyncio.to_thread(warm_up)
+    return services
 
 
 def register_job_handlers(services: Services) -> None:

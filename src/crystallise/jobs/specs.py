@@ -82,7 +82,6 @@ class IndexerJobSpec(JobSpec):
     system_prompt: str | None = None  # admin override of the extraction rules (config API)
     mode: str = "full"
     max_workers: int = Field(4, ge=1)
-    batch_size: int = Field(50, ge=1)
 
 
 SpecT = TypeVar("SpecT", bound=JobSpec)

@@ -174,7 +174,6 @@ def indexer_spec(
         system_prompt=system_prompt,
         mode=body.mode,
         max_workers=body.max_workers,
-        batch_size=body.batch_size,
         prompt_versions=versions,
     )
     estimate = estimate_indexing(choice.model, body.fields, len(body.selected_records()))

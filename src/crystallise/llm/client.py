@@ -607,17 +607,6 @@ class LLMClient:
                 repair[:] = _repair_messages(exc)
         raise AssertionError("unreachable")
 
-    async def batch_chat(self, requests: Sequence[dict[str, Any]]) -> list[ChatResult | LLMError]:
-        """Run many ``chat`` calls concurrently (the limiter caps them); errors are returned."""
-
-        async def one(req: dict[str, Any]) -> ChatResult | LLMError:
-            try:
-                return await self.chat(**req)
-            except LLMError as exc:
-                return exc
-
-        return list(await asyncio.gather(*(one(r) for r in requests)))
-
     # ---- Responses API -------------------------------------------------------
     async def responses(
         self,
@@ -895,48 +884,3 @@ def _structured_text(
     if not text and tool_failures:
         return ""
     return text if strategy is Strategy.JSON_SCHEMA else extract_json(text)
-
-
-# ---- module-level entry points (§4.1) -------------------------------------------
-_default_client: LLMClient | None = None
-
-
-def set_default_client(client: LLMClient | None) -> None:
-    """Installed by the app lifespan so pipelines can call the functions below."""
-    global _default_client
-    _default_client = client
-
-
-def get_default_client() -> LLMClient:
-    if _default_client is None:
-        raise RuntimeError("No LLMClient: the application lifespan has not started.")
-    return _default_client
-
-
-async def async_chat_completion(
-    messages: list[dict[str, Any]],
-    *,
-    model: str,
-    client: LLMClient | None = None,
-    **kwargs: Any,
-) -> ChatResult:
-    """One chat completion through the shared client (see :meth:`LLMClient.chat`)."""
-    return await (client or get_default_client()).chat(messages, model=model, **kwargs)
-
-
-async def async_batch_chat_completions(
-    requests: Sequence[dict[str, Any]], *, client: LLMClient | None = None
-) -> list[ChatResult | LLMError]:
-    """Many chat completions concurrently; each entry is a result or its ``LLMError``."""
-    return await (client or get_default_client()).batch_chat(requests)
-
-
-async def responses_api_call(
-    input_text: str | list[dict[str, Any]],
-    *,
-    model: str,
-    client: LLMClient | None = None,
-    **kwargs: Any,
-) -> ChatResult:
-    """One Responses API call through the shared client."""
-    return await (client or get_default_client()).responses(input_text, model=model, **kwargs)

@@ -92,13 +92,6 @@ def get_prompt(name: str) -> Prompt | None:
     return _REGISTRY.get(name)
 
 
-def require_prompt(name: str) -> Prompt:
-    prompt = get_prompt(name)
-    if prompt is None:
-        raise KeyError(f"unknown prompt {name!r}")
-    return prompt
-
-
 def list_prompts() -> list[Prompt]:
     _load_all()
     return sorted(_REGISTRY.values(), key=lambda p: p.name)
