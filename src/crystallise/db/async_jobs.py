@@ -126,6 +126,9 @@ class AsyncJobStore:
         wanted = list(statuses) if statuses is not None else None
         return await _off_loop(lambda: list(self.sync.iter_items(job_id, statuses=wanted)))
 
+    async def result_texts(self, job_id: str) -> list[str]:
+        return await _off_loop(self.sync.result_texts, job_id)
+
     async def result_page(self, job_id: str, offset: int, limit: int) -> list[ItemRow]:
         return await _off_loop(self.sync.result_page, job_id, offset, limit)
 

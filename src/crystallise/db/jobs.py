@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, cast, get_args
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, delete, func, insert, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -536,6 +537,18 @@ class JobStore:
             if len(rows) < page:
                 return
             after = rows[-1].seq
+
+    def result_texts(self, job_id: str) -> list[str]:
+        """Every stored result, in ``seq`` order, as the JSON text the database holds (the
+        finished job's poll: decoded and encoded once by the caller, not row by row by the
+        ORM, which costs ten times as much at 20,000 results)."""
+        with self._sessions() as session:
+            stmt = (
+                select(sql_cast(JobItem.result, Text))
+                .where(JobItem.job_id == job_id)
+                .order_by(JobItem.seq)
+            )
+            return [t for t in session.scalars(stmt) if t is not None]
 
     def result_page(self, job_id: str, offset: int, limit: int) -> list[ItemRow]:
         with self._sessions() as session:

@@ -6,6 +6,7 @@ Submitting work: ``crystallise.jobs.submit`` (``submit_screening``, ``submit_ind
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,11 @@ async def start_services(settings: Settings, *, migrate: bool = True) -> Service
     services = Services.build(settings, migrate=migrate)
     register_job_handlers(services)
     await asyncio.to_thread(warm_up)
+    # what start-up built lives as long as the process: kept out of the collector's full
+    # passes, which otherwise walk these ~300,000 objects whenever a request makes many
+    # (a finished 3,000-paper job's poll: 50 ms instead of 220 ms)
+    gc.collect()
+    gc.freeze()
     return services
 
 

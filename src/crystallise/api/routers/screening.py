@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from pydantic import TypeAdapter
 
 from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
+from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
@@ -113,11 +117,32 @@ async def create_job(
 @router.get(
     "/jobs/{job_id}", response_model=s.ScreeningJobResponse, response_model_exclude_none=True
 )
-async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse:
+async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse | Response:
     row = await get_job_or_404(services, "screening", job_id)
-    ended = row.status in _TERMINAL_WITH_RESULTS
-    items = await services.store.all_items(job_id) if ended else None
-    return _job_view(row, items)
+    if row.status not in _TERMINAL_WITH_RESULTS:
+        return _job_view(row, None)
+    texts = await services.store.result_texts(job_id)
+    body = await asyncio.to_thread(_finished_job_json, row, texts)
+    return Response(body, media_type="application/json")
+
+
+_RESULTS: TypeAdapter[list[s.ScreeningResult]] = TypeAdapter(list[s.ScreeningResult])
+
+
+def _finished_job_json(row: JobRow, texts: list[str]) -> bytes:
+    """An ended job's poll answer, as `_job_view` and the response model would give it,
+    encoded once: the results are validated and dumped by pydantic-core in one call each
+    (not one model per result and a second pass by the framework)."""
+    threshold = _threshold(row)
+    head = _job_view(row, []).model_dump(mode="json", exclude_none=True)
+    with collector_paused():
+        loaded = (orjson.loads(t) for t in texts)
+        results = [with_reason(r, threshold) for r in loaded if r is not None]
+        head["failed_count"] = sum(1 for r in results if "error" in r)
+        dumped = _RESULTS.dump_json(_RESULTS.validate_python(results), exclude_none=True)
+        del results
+    head["results"] = orjson.Fragment(dumped)
+    return orjson.dumps(head)
 
 
 @router.get("/jobs/{job_id}/results", response_model=s.ResultsPage)
