@@ -1,7 +1,9 @@
-"""API responsiveness while a big job runs (issue 10).
+"""API responsiveness while a big job runs (issue 10), and the poll of a finished job
+(issue 28).
 
     uv run --frozen python -m bench.api_responsiveness [--db sqlite|postgresql|both]
         [--papers 3000] [--latency 0.2] [--concurrency 50] [--rate 50]
+    uv run --frozen python -m bench.api_responsiveness --finished 3000 20000 [--db ...]
 
 Starts `crystallise serve` on its default settings (plus the fake provider's URL and
 CRYSTALLISE_MAX_CONCURRENT_REQUESTS=50), and on PostgreSQL one `crystallise worker` beside it,
@@ -9,6 +11,11 @@ as an operator would. It measures GET /health and GET /v1/screening/jobs/{id}, o
 ``--rate`` requests a second in all (alternating), first for 5 s with no job, then while one
 ``--papers``-paper screening job runs against the fake provider (``--latency`` s per call) in
 its own process. Reports p50/p99/max per endpoint and phase, and the job's wall time.
+
+``--finished N ...``: instead, for each N one mock screening job of N papers (real titles and
+abstracts, 3 repetitions, no provider calls) is run to the end, then its
+``GET /v1/screening/jobs/{id}`` (every result inline, as the contract says) is timed
+``--gets`` times one after the other; median and max, and the body's size.
 """
 
 from __future__ import annotations
@@ -145,6 +152,31 @@ async def _measure(base: str, papers: list[dict[str, str]], rate: float) -> dict
     }
 
 
+async def _finished(base: str, sizes: list[int], gets: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+        await _wait_ready(client)
+        for size in sizes:
+            base_papers = _papers(min(size, 2000))
+            papers = [{**base_papers[i % len(base_papers)], "id": f"p{i}"} for i in range(size)]
+            body = {"papers": papers, "criteria": CRITERIA, "repetitions": 3, "mock": True}
+            created = await client.post("/v1/screening/jobs", json=body)
+            created.raise_for_status()
+            path = f"/v1/screening/jobs/{created.json()['job_id']}"
+            while (await client.get(path)).json()["status"] != "completed":
+                await asyncio.sleep(1)
+            times, size_mb = [], 0.0
+            for _ in range(gets):
+                t0 = time.perf_counter()
+                response = await client.get(path)
+                times.append((time.perf_counter() - t0) * 1000)
+                size_mb = len(response.content) / 1e6
+                assert len(response.json()["results"]) == size
+            out[str(size)] = {"median_ms": round(statistics.median(times), 1),
+                              "max_ms": round(max(times), 1), "body_mb": round(size_mb, 1)}  # fmt: skip
+    return out
+
+
 def _pg_database(admin_url: str) -> str:
     """A fresh database on the PostgreSQL server (CRYSTALLISE_TEST_POSTGRES_URL)."""
     import uuid
@@ -177,8 +209,10 @@ def run_one(db: str, args: argparse.Namespace, fake_url: str) -> dict[str, Any]:
             )
             procs.append(_proc(["worker"], env, work / "worker.log"))
         procs.append(_proc(["serve", "--port", str(port)], env, work / "serve.log"))
-        papers = _papers(args.papers)
-        return asyncio.run(_measure(f"http://127.0.0.1:{port}", papers, args.rate))
+        base = f"http://127.0.0.1:{port}"
+        if args.finished:
+            return asyncio.run(_finished(base, args.finished, args.gets))
+        return asyncio.run(_measure(base, _papers(args.papers), args.rate))
     finally:
         for proc in procs:
             proc.terminate()
@@ -192,6 +226,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--finished", type=int, nargs="*", help="job sizes: time finished polls")
+    parser.add_argument("--gets", type=int, default=10)
     parser.add_argument(
         "--postgres",
         default=os.environ.get(

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.batch.resume import retry_job
-from crystallise.common.types import INT32_MAX
+from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.errors import NotFound
 from crystallise.jobs.provenance import Provenance, provenance
@@ -160,7 +160,10 @@ def add_export_route(router: APIRouter, kind: JobKind) -> None:
         services: ServicesDep,
         format: ExportFormat = Query("csv", description="ris, csv, jsonl or xlsx"),
         threshold: float | None = Query(
-            None, ge=1, le=5, description="screening: include at final_score >= this"
+            None,
+            ge=THRESHOLD_MIN,
+            le=THRESHOLD_MAX,
+            description="screening: include at final_score >= this",
         ),
     ) -> StreamingResponse:
         """Every record with its result, streamed (RIS keeps imported fields unchanged and

@@ -26,11 +26,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from crystallise.common.types import ModelName, Repetitions
+from crystallise.common.types import CLI_THRESHOLD, ModelName, Repetitions, Threshold
 from crystallise.errors import BadInput
 from crystallise.indexer.schemas import IndexerField
 
-DEFAULT_THRESHOLD = 3.0
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -42,7 +41,7 @@ class CriteriaFile(BaseModel):
     exclude: list[str] = Field(default_factory=list)
     criteria: list[dict[str, Any]] = Field(default_factory=list)
     repetitions: Repetitions = 5
-    threshold: float = Field(DEFAULT_THRESHOLD, ge=1, le=5)
+    threshold: Threshold = CLI_THRESHOLD
     model: ModelName | None = None
 
     @model_validator(mode="after")

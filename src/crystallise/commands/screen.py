@@ -23,6 +23,7 @@ from rich.table import Table
 
 from crystallise.commands.files import load_criteria, load_fields
 from crystallise.commands.local import RunResult, Snapshot, run_local
+from crystallise.common.types import CLI_THRESHOLD, check_threshold
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind
 from crystallise.errors import BadInput
@@ -143,8 +144,7 @@ def screening_request(
 ) -> tuple[ScreeningRequest, float]:
     """The screening request for these records and the criteria file; and the threshold."""
     criteria = load_criteria(Path(args.criteria))
-    if args.threshold is not None and not 1 <= args.threshold <= 5:
-        raise BadInput("--threshold must be between 1 and 5 (scores are 1-5)")
+    check_threshold(args.threshold, "--threshold")
     body = ScreeningRequest(
         papers=_papers(parsed),  # type: ignore[arg-type]
         criteria=criteria.api_criteria(),
@@ -265,7 +265,7 @@ def _report_agreement(
     from crystallise.commands.audit import agreement_for, agreement_table
     from crystallise.decisions.schemas import AgreementRequest
 
-    body = AgreementRequest(reviewers=labels, threshold=threshold if threshold else 3.0)
+    body = AgreementRequest(reviewers=labels, threshold=threshold if threshold else CLI_THRESHOLD)
     headers = {"X-API-Key": args.api_key} if args.api_key else None
     answer = agreement_for(settings, job_id, body, args.url, headers)
     console.print(agreement_table(answer))

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from crystallise.common.types import Threshold
 from crystallise.decisions.calibrate import DEFAULT_RULES, CalibrationFigures, valid_rule
 from crystallise.decisions.stopping import HeuristicStop, StoppingResult
 
@@ -209,7 +210,7 @@ ReviewerName = Annotated[str, Field(min_length=1, max_length=100)]
 
 class AgreementRequest(BaseModel):
     reviewers: dict[ReviewerName, dict[RecordId, Label]] = Field(min_length=1, max_length=20)
-    threshold: float | None = Field(None, ge=1, le=5, allow_inf_nan=False)
+    threshold: Threshold | None = None
 
     @model_validator(mode="after")
     def _labels(self) -> AgreementRequest:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import NotFound
+from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
 from crystallise.screening.prisma import prisma_counts
 from crystallise.services import Services
 
@@ -57,80 +58,81 @@ async def provenance(services: Services, kind: JobKind, job_id: str) -> Provenan
     row = await services.store.get_job(kind, job_id)
     if row is None:
         raise NotFound(f"Job not found: {job_id}")
-    config = row.config or {}
-    counts = await _counts(services, kind, row, config)
-    overrides = {
-        k: "set (versioned in prompt_versions)"
-        for k in ("label_system", "system_prompt")
-        if config.get(k)
-    }
-    if config.get("temperature") is not None:
-        overrides["temperature"] = config["temperature"]
+    spec = job_spec(kind, row)
     facts = Provenance(
         job_id=row.id,
         kind=kind,
         status=row.status,
         software={"crystallise": software_version()},
-        model_requested=row.model if config.get("model_explicit") else None,
+        model_requested=row.model if spec.model_explicit else None,
         model=row.model,
         model_version=row.model_version,
-        prompt_versions=dict(config.get("prompt_versions") or {}),
-        admin_overrides=overrides,
+        prompt_versions=dict(spec.prompt_versions),
+        admin_overrides=_overrides(spec),
         settings={k: getattr(services.settings, k) for k in RELEVANT_SETTINGS},
-        parameters=_parameters(kind, config),
-        counts=counts,
+        parameters=_parameters(spec),
+        counts=await _counts(services, row, spec),
         cost_usd=row.estimated_cost_usd,
         usage={k: v for k, v in (row.usage or {}).items() if k != "tally"} or None,
         timings={"duration_ms": row.duration_ms, **(getattr(row, "stage_timings", None) or {})},
-        warnings=list(config.get("warnings") or []),
+        warnings=list(spec.warnings),
         methods="",
     )
     return facts.model_copy(update={"methods": methods_paragraph(facts)})
 
 
-def _parameters(kind: JobKind, config: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        (
-            "repetitions",
-            "threshold",
-            "clusters_type",
-            "clustering_model",
-            "assignment_model",
-            "questions",
-            "scoring",
-            "batch",
-            "reuse",
-            "update_of",
-            "added_count",
-            "duplicate_count",
-        )
-        if kind == "screening"
-        else ("mode", "max_workers")
-    )
-    params = {k: config.get(k) for k in keys}
+def job_spec(kind: JobKind, row: JobRow) -> ScreeningJobSpec | IndexerJobSpec:
+    """The spec stored with a job, typed."""
     if kind == "screening":
-        params["criteria_count"] = len(config.get("criteria") or [])
-        params["scoring"] = params["scoring"] or "samples"  # jobs stored before the option
-        params["batch"] = bool(params["batch"])
-    else:
-        params["fields"] = [f.get("name") for f in config.get("fields") or []]
-    return params
+        return load_spec(ScreeningJobSpec, row.model, row.config or {})
+    return load_spec(IndexerJobSpec, row.model, row.config or {})
+
+
+def _overrides(spec: ScreeningJobSpec | IndexerJobSpec) -> dict[str, Any]:
+    """What an admin changed from the shipped defaults (prompt texts are versioned)."""
+    versioned = "set (versioned in prompt_versions)"
+    if isinstance(spec, IndexerJobSpec):
+        return {"system_prompt": versioned} if spec.system_prompt else {}
+    out: dict[str, Any] = {"label_system": versioned} if spec.label_system else {}
+    if spec.temperature is not None:
+        out["temperature"] = spec.temperature
+    return out
+
+
+def _parameters(spec: ScreeningJobSpec | IndexerJobSpec) -> dict[str, Any]:
+    if isinstance(spec, IndexerJobSpec):
+        return {"mode": spec.mode, "max_workers": spec.max_workers,
+                "fields": [f.name for f in spec.fields]}  # fmt: skip
+    return {
+        "repetitions": spec.repetitions,
+        "threshold": spec.threshold,
+        "clusters_type": spec.clusters_type,
+        "clustering_model": spec.clustering_model,
+        "assignment_model": spec.assignment_model,
+        "questions": list(spec.questions),
+        "scoring": spec.scoring,
+        "batch": spec.batch,
+        "reuse": spec.reuse,
+        "update_of": spec.update_of,
+        "added_count": spec.added_count,
+        "duplicate_count": spec.duplicate_count,
+        "criteria_count": len(spec.criteria),
+    }
 
 
 async def _counts(
-    services: Services, kind: JobKind, row: JobRow, config: dict[str, Any]
+    services: Services, row: JobRow, spec: ScreeningJobSpec | IndexerJobSpec
 ) -> dict[str, int]:
     """Records processed, failed, and (screening) how many fall below the job's threshold."""
     items = await services.store.all_items(row.id)
-    results = [i.result or {} for i in items]
     counts = {
         "records": row.item_count,
         "processed": sum(1 for i in items if i.status in ("done", "error")),
         "failed": sum(1 for i in items if i.status == "error"),
     }
-    if kind == "screening":
-        threshold = float(config.get("threshold") or 0)
-        scored = [r for r in results if "final_score" in r]
+    if isinstance(spec, ScreeningJobSpec):
+        threshold = spec.threshold
+        scored = [i.result for i in items if i.result and "final_score" in i.result]
         counts["below_threshold"] = sum(1 for r in scored if r["final_score"] < threshold)
         counts["at_or_above_threshold"] = len(scored) - counts["below_threshold"]
         reasons = prisma_counts(items, threshold)["excluded_by_reason"]

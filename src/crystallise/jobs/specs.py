@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from crystallise.common.types import JobThreshold
 from crystallise.indexer.schemas import IndexerField, ProjectContext
 from crystallise.prompts.registry import list_prompts
 from crystallise.screening.criteria import Criterion
@@ -63,7 +64,7 @@ class ScreeningJobSpec(JobSpec):
     # None (jobs stored before it existed): the clustering model, as they were priced
     assignment_model: str | None = None
     repetitions: int = Field(ge=1)
-    threshold: float
+    threshold: JobThreshold
     clusters_type: Literal["include", "exclude"] | None = None
     label_system: str | None = None  # admin override of the labelling rubric (config API)
     temperature: float | None = None  # from the service config; default sampling when None

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from crystallise.common.types import JOB_THRESHOLD
 from crystallise.db.jobs import ItemRow
 from crystallise.screening.assessment import exclusion_reason
 
@@ -52,7 +53,7 @@ class ExportPlan:
     """What one export writes: the job kind, the columns of its results, the decision rule."""
 
     kind: Literal["screening", "indexer"]
-    threshold: float = 3.0
+    threshold: float = JOB_THRESHOLD
     repetitions: int = 0
     fields: list[str] = field(default_factory=list)  # indexer: extracted field names
     clusters: dict[int, str] = field(default_factory=dict)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from crystallise.common.types import check_threshold
 from crystallise.db.jobs import JobKind, JobRow, JobStore
-from crystallise.errors import BadInput
 from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
 from crystallise.records.export import (
     MEDIA_TYPES,
@@ -32,8 +32,7 @@ def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPl
         spec = load_spec(IndexerJobSpec, row.model, row.config or {})
         return ExportPlan("indexer", fields=[f.name for f in spec.fields])
     screening = load_spec(ScreeningJobSpec, row.model, row.config or {})
-    if threshold is not None and not 1 <= threshold <= 5:
-        raise BadInput("threshold must be between 1 and 5 (scores are 1-5)")
+    check_threshold(threshold, "threshold")
     clusters = {
         int(c["cluster_id"]): str(c.get("label", "")) for c in getattr(row, "clusters", None) or []
     }

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from crystallise.common.types import ModelName, ProjectId, Repetitions
+from crystallise.common.types import JOB_THRESHOLD, JobThreshold, ModelName, ProjectId, Repetitions
 from crystallise.records.formats import year_of
 
 
@@ -103,8 +103,7 @@ class ScreeningRequest(BaseModel):
     questions: list[str] = Field(default_factory=list)
     model: ModelName | None = None
     repetitions: Repetitions = 5
-    # scores are 1-5: a threshold outside 0-5 selects everything or nothing by accident
-    threshold: float = Field(1.0, ge=0, le=5, allow_inf_nan=False)
+    threshold: JobThreshold = JOB_THRESHOLD
     clusters_type: Literal["include", "exclude"] | None = None
     project_id: ProjectId | None = None
     mock: bool = False

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.memory import collector_paused
-from crystallise.common.types import INT32_MAX
+from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.jobs.specs import ScreeningJobSpec, load_spec
@@ -207,7 +207,9 @@ async def update_job(
 async def prisma(
     job_id: str,
     services: ServicesDep,
-    threshold: float | None = Query(None, ge=1, le=5, description="default: the job's"),
+    threshold: float | None = Query(
+        None, ge=THRESHOLD_MIN, le=THRESHOLD_MAX, description="default: the job's"
+    ),
     format: Literal["json", "svg"] = Query("json"),
 ) -> Any:
     """The screening part of the PRISMA 2020 flow: records screened, excluded (in all and by
