@@ -11,8 +11,8 @@ from rich.console import Console
 from crystallise.config.settings import Settings
 from crystallise.criteria import mock, service
 from crystallise.criteria.schemas import AnalyzeQuestionRequest, AnalyzeQuestionResponse
-from crystallise.criteria.service import CriteriaContext
 from crystallise.errors import BadInput, Unavailable
+from crystallise.llm.ask import HelperContext
 from crystallise.services import Services
 
 
@@ -21,7 +21,7 @@ async def _check_here(settings: Settings, body: AnalyzeQuestionRequest) -> Analy
         return mock.analyze_question()
     services = Services.build(settings.model_copy(update={"job_queue": "inprocess"}))
     try:
-        ctx = CriteriaContext(services.llm, services.configs, None)
+        ctx = HelperContext(services.llm, services.configs, None)
         return await service.analyze_research_question(ctx, body)
     finally:
         await services.aclose()

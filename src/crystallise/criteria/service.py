@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
-
-from crystallise.config.registry import ConfigRegistry
 from crystallise.criteria import schemas as s
-from crystallise.llm.ask import ask, plan_service
-from crystallise.llm.client import LLMClient
+from crystallise.llm.ask import HelperContext, ask_structured
 from crystallise.prompts import criteria as prompts
-from crystallise.prompts.registry import Prompt
 
-T = TypeVar("T", bound=BaseModel)
 MIN_CONFIDENCE = 0.75
 MAX_MERGED_WORDS = 10
 _ELEMENT_LABEL = {
@@ -28,33 +21,6 @@ _ELEMENT_LABEL = {
 }
 # PICOS-ready needs P, I and O stated; comparison and design are often legitimately absent.
 _CORE_ELEMENTS = ("population", "intervention", "outcome")
-
-
-@dataclass
-class CriteriaContext:
-    """What every criteria call needs: the model gateway, the config registry, the key."""
-
-    llm: LLMClient
-    configs: ConfigRegistry
-    request_key: str | None = None
-
-
-async def _ask(
-    ctx: CriteriaContext,
-    service_id: str,
-    prompt: Prompt,
-    output: type[T],
-    model: str | None,
-    **values: str,
-) -> T:
-    plan = plan_service(ctx.llm.settings, ctx.configs, service_id, model, prompt)
-    messages = [
-        {"role": "system", "content": plan.system or prompt.system or ""},
-        {"role": "user", "content": prompt.render_user(**values)},
-    ]
-    result = await ask(ctx.llm, plan, messages, output_schema=output, request_key=ctx.request_key)
-    parsed: T = result.parsed
-    return parsed
 
 
 def _bullets(items: list[str]) -> str:
@@ -77,10 +43,10 @@ def _norm(text: str) -> str:
 
 # ---- endpoints -----------------------------------------------------------------------
 async def analyze_research_question(
-    ctx: CriteriaContext, req: s.AnalyzeQuestionRequest
+    ctx: HelperContext, req: s.AnalyzeQuestionRequest
 ) -> s.AnalyzeQuestionResponse:
     """Per-element present/vague/absent from the model; ``status`` derived here, not by it."""
-    out = await _ask(
+    out, _ = await ask_structured(
         ctx,
         "criteria.analyze_question",
         prompts.QUESTION_ANALYSIS,
@@ -113,10 +79,10 @@ async def analyze_research_question(
 
 
 async def generate_criteria(
-    ctx: CriteriaContext, req: s.GenerateCriteriaRequest
+    ctx: HelperContext, req: s.GenerateCriteriaRequest
 ) -> s.CriteriaListResponse:
     """Atomic criteria of the requested type; duplicates of existing ones are dropped."""
-    out = await _ask(
+    out, _ = await ask_structured(
         ctx,
         "criteria",
         prompts.GENERATION,
@@ -152,8 +118,8 @@ async def generate_criteria(
     return s.CriteriaListResponse(criteria=criteria)
 
 
-async def extract_pico(ctx: CriteriaContext, req: s.PicosRequest) -> s.PicosResponse:
-    out = await _ask(
+async def extract_pico(ctx: HelperContext, req: s.PicosRequest) -> s.PicosResponse:
+    out, _ = await ask_structured(
         ctx,
         "criteria",
         prompts.PICOS_EXTRACTION,
@@ -170,9 +136,9 @@ async def extract_pico(ctx: CriteriaContext, req: s.PicosRequest) -> s.PicosResp
 
 
 async def refine_context(
-    ctx: CriteriaContext, req: s.RefineContextRequest
+    ctx: HelperContext, req: s.RefineContextRequest
 ) -> s.RefineContextResponse:
-    out = await _ask(
+    out, _ = await ask_structured(
         ctx,
         "criteria",
         prompts.CONTEXT_REFINEMENT,
@@ -193,10 +159,10 @@ def _conflict_lines(conflicts: list[dict[str, Any]]) -> str:
 
 
 async def refine_criteria(
-    ctx: CriteriaContext, req: s.RefineCriteriaRequest
+    ctx: HelperContext, req: s.RefineCriteriaRequest
 ) -> s.CriteriaListResponse:
     """Minimal edits tied to conflict ids; proposals citing no real conflict are dropped."""
-    out = await _ask(
+    out, _ = await ask_structured(
         ctx,
         "criteria",
         prompts.CONFLICT_REFINEMENT,
@@ -238,9 +204,9 @@ def _criterion_ids(criteria: list[dict[str, Any]]) -> list[int]:
 
 
 async def consolidate_criteria(
-    ctx: CriteriaContext, req: s.ConsolidateRequest
+    ctx: HelperContext, req: s.ConsolidateRequest
 ) -> s.ConsolidateResponse:
-    out = await _ask(
+    out, _ = await ask_structured(
         ctx,
         "deduplication",
         prompts.CONSOLIDATION,

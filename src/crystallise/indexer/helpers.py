@@ -4,46 +4,23 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from crystallise.config.registry import ConfigRegistry
 from crystallise.indexer import schemas as s
-from crystallise.llm.ask import ask, plan_service
-from crystallise.llm.client import LLMClient
-from crystallise.llm.cost import tally_usage
+from crystallise.llm.ask import HelperContext, ask_structured
 from crystallise.prompts import indexer as prompts
-from crystallise.prompts.registry import Prompt
 
-T = TypeVar("T", bound=BaseModel)
 _NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass
-class HelperContext:
-    llm: LLMClient
-    configs: ConfigRegistry
-    request_key: str | None = None
 
 
 def snake_case(name: str) -> str:
     return _NON_WORD.sub("_", name.strip().lower()).strip("_")[:64] or "field"
 
 
-async def _ask(
-    ctx: HelperContext, prompt: Prompt, output: type[T], model: str | None, context: dict[str, Any]
-) -> tuple[T, dict[str, Any]]:
-    plan = plan_service(ctx.llm.settings, ctx.configs, "indexer", model, prompt)
-    user = prompt.render_user(context=json.dumps(context, ensure_ascii=False, indent=1))
-    messages = [
-        {"role": "system", "content": plan.system or prompt.system or ""},
-        {"role": "user", "content": user},
-    ]
-    result = await ask(ctx.llm, plan, messages, output_schema=output, request_key=ctx.request_key)
-    parsed: T = result.parsed
-    return parsed, tally_usage(plan.model, [result.usage])
+def _json(context: dict[str, Any]) -> str:
+    return json.dumps(context, ensure_ascii=False, indent=1)
 
 
 def _context(pc: s.ProjectContext | None) -> dict[str, Any]:
@@ -76,17 +53,20 @@ async def suggest_fields(
     ctx: HelperContext, req: s.SuggestFieldsRequest
 ) -> s.SuggestFieldsResponse:
     """Proposed fields (no duplicates of existing ones) and per-field risk warnings."""
-    out, _ = await _ask(
+    out, _ = await ask_structured(
         ctx,
+        "indexer",
         prompts.FIELD_SUGGESTION,
         s.SuggestFieldsOutput,
         req.model,
-        {
-            "project_context": _context(req.project_context),
-            "pico": req.pico or {},
-            "sample_records": _samples(req.sample_records),
-            "existing_fields": req.existing_fields,
-        },
+        context=_json(
+            {
+                "project_context": _context(req.project_context),
+                "pico": req.pico or {},
+                "sample_records": _samples(req.sample_records),
+                "existing_fields": req.existing_fields,
+            }
+        ),
     )
     taken = {snake_case(n) for n in req.existing_fields}
     fields: list[dict[str, Any]] = []
@@ -110,16 +90,19 @@ async def suggest_fields(
 
 async def refine_fields(ctx: HelperContext, req: s.RefineFieldsRequest) -> s.RefineFieldsResponse:
     """Suggestions that refer to real input fields; others are dropped with a warning."""
-    out, _ = await _ask(
+    out, _ = await ask_structured(
         ctx,
+        "indexer",
         prompts.FIELD_REFINEMENT,
         s.RefineFieldsOutput,
         req.model,
-        {
-            "project_context": _context(req.project_context),
-            "fields": [f.model_dump() for f in req.fields],
-            "sample_records": _samples(req.sample_records),
-        },
+        context=_json(
+            {
+                "project_context": _context(req.project_context),
+                "fields": [f.model_dump() for f in req.fields],
+                "sample_records": _samples(req.sample_records),
+            }
+        ),
     )
     names = {f.name for f in req.fields}
     suggestions: list[s.FieldSuggestion] = []
@@ -174,16 +157,19 @@ def repair_groups(values: list[str], groups: list[s.TagGroupOutput]) -> list[s.T
 
 async def group_tags(ctx: HelperContext, req: s.GroupTagsRequest) -> s.GroupTagsResponse:
     values = list(dict.fromkeys(req.values))
-    out, usage = await _ask(
+    out, usage = await ask_structured(
         ctx,
+        "indexer",
         prompts.TAG_GROUPING,
         s.GroupTagsOutput,
         req.model,
-        {
-            "field_name": req.field_name,
-            "values": values,
-            "project_context": _context(req.project_context),
-            "number_of_groups_wanted": req.num_groups_hint or "your choice",
-        },
+        context=_json(
+            {
+                "field_name": req.field_name,
+                "values": values,
+                "project_context": _context(req.project_context),
+                "number_of_groups_wanted": req.num_groups_hint or "your choice",
+            }
+        ),
     )
     return s.GroupTagsResponse(groups=repair_groups(values, out.groups), usage=usage)

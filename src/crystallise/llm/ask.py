@@ -6,13 +6,16 @@ pipeline and helper calls through here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from crystallise.config.model_capabilities import capabilities_for, choose_model
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
 from crystallise.llm.client import ChatResult, LLMClient
+from crystallise.llm.cost import tally_usage
 from crystallise.prompts.registry import Prompt
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,34 @@ async def ask(
     return await llm.chat(
         messages, model=plan.model, temperature=plan.temperature, request_key=request_key, **kw
     )
+
+
+@dataclass(frozen=True)
+class HelperContext:
+    """What a synchronous AI helper (criteria help, the indexer's field and tag help) needs:
+    the model gateway, the service config, and the caller's own key if one came."""
+
+    llm: LLMClient
+    configs: ConfigRegistry
+    request_key: str | None = None
+
+
+async def ask_structured(
+    ctx: HelperContext,
+    service_id: str,
+    prompt: Prompt,
+    output: type[T],
+    model: str | None,
+    **values: str,
+) -> tuple[T, dict[str, Any]]:
+    """One structured answer from a service: the service's plan (its model unless the request
+    names one, its temperature, cap and system override), the prompt's system and user
+    message rendered with ``values``; the parsed answer and its usage tally."""
+    plan = plan_service(ctx.llm.settings, ctx.configs, service_id, model, prompt)
+    messages = [
+        {"role": "system", "content": plan.system or prompt.system or ""},
+        {"role": "user", "content": prompt.render_user(**values)},
+    ]
+    result = await ask(ctx.llm, plan, messages, output_schema=output, request_key=ctx.request_key)
+    parsed: T = result.parsed
+    return parsed, tally_usage(plan.model, [result.usage])

@@ -7,14 +7,14 @@ from fastapi import APIRouter
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.criteria import mock, service
 from crystallise.criteria import schemas as s
-from crystallise.criteria.service import CriteriaContext
+from crystallise.llm.ask import HelperContext
 
 router = APIRouter(prefix="/criteria", tags=["criteria"])
 _OPTS = {"response_model_exclude_none": True}
 
 
-def _ctx(services: ServicesDep, key: str | None) -> CriteriaContext:
-    return CriteriaContext(services.llm, services.configs, key)
+def _ctx(services: ServicesDep, key: str | None) -> HelperContext:
+    return HelperContext(services.llm, services.configs, key)
 
 
 @router.post("/analyze-question", response_model=s.AnalyzeQuestionResponse, **_OPTS)  # type: ignore[arg-type]

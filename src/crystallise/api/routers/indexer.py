@@ -19,6 +19,7 @@ from crystallise.jobs.submit import (
     model_warnings,
     submit_indexing,
 )
+from crystallise.llm.ask import HelperContext
 from crystallise.services import Services
 
 router = APIRouter(prefix="/indexer", tags=["indexer"])
@@ -125,8 +126,8 @@ def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.Indexer
     )
 
 
-def _helpers(services: Services, key: str | None) -> helpers.HelperContext:
-    return helpers.HelperContext(services.llm, services.configs, key)
+def _helpers(services: Services, key: str | None) -> HelperContext:
+    return HelperContext(services.llm, services.configs, key)
 
 
 @router.post("/suggest-fields", response_model=s.SuggestFieldsResponse)
