@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from crystallise.common.logging import get_logger
-from crystallise.db.service_configs import ServiceConfigStore
 from crystallise.prompts.registry import get_prompt
 
 log = get_logger(__name__)
@@ -62,6 +61,14 @@ _FALLBACK: dict[str, Any] = {"model": "gpt-4.1", "max_output_tokens": 8192}
 REFRESH_S = 5.0  # how stale another process's change may be seen here
 
 
+class OverrideStore(Protocol):
+    """Where overrides are kept (``db.service_configs.ServiceConfigStore``)."""
+
+    def all_overrides(self) -> dict[str, dict[str, Any]]: ...
+
+    def merge_override(self, service_id: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class ConfigRegistry:
     """Defaults merged with stored overrides; the store makes a change survive restarts.
 
@@ -74,7 +81,7 @@ class ConfigRegistry:
 
     def __init__(
         self,
-        store: ServiceConfigStore,
+        store: OverrideStore,
         default_model: str | None = None,
         clustering_model: str | None = None,
         *,

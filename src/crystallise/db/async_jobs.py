@@ -73,8 +73,8 @@ class AsyncJobStore:
     async def active_job(self, kind: JobKind, project_id: int) -> JobRow | None:
         return await _off_loop(self.sync.active_job, kind, project_id)
 
-    async def reasoning_per_answer(self, model: str) -> float | None:
-        return await _off_loop(self.sync.reasoning_per_answer, model)
+    async def recent_usage_tallies(self, model: str) -> list[dict[str, Any]]:
+        return await _off_loop(self.sync.recent_usage_tallies, model)
 
     async def unfinished_jobs(self, kind: JobKind) -> list[JobRow]:
         return await _off_loop(self.sync.unfinished_jobs, kind)

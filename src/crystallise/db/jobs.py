@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crystallise.common.logging import get_logger
 from crystallise.db.models import IndexerJob, JobItem, ScreeningJob
-from crystallise.llm.cost import reasoning_per_answer
 from crystallise.tenancy import job_owner, job_scope
 
 JobKind = Literal["screening", "indexer"]
@@ -261,9 +260,9 @@ class JobStore:
                         row["reserved_usd"] += max(float(estimate or 0.0) - tallied, 0.0)
         return out
 
-    def reasoning_per_answer(self, model: str, jobs: int = 20) -> float | None:
-        """Hidden reasoning tokens per answer that ``model`` billed in this service's last
-        ``jobs`` completed screening jobs on it (None: too few answers to say)."""
+    def recent_usage_tallies(self, model: str, jobs: int = 20) -> list[dict[str, Any]]:
+        """The usage tallies of this service's last ``jobs`` completed screening jobs on
+        ``model`` (what ``llm.cost.reasoning_per_answer`` measures)."""
         with self._sessions() as session:
             stmt = (
                 select(ScreeningJob.usage)
@@ -272,8 +271,7 @@ class JobStore:
                 .limit(jobs)
             )
             usages = list(session.scalars(stmt))
-        tallies = [u["tally"] for u in usages if isinstance(u, dict) and u.get("tally")]
-        return reasoning_per_answer(tallies, model)
+        return [u["tally"] for u in usages if isinstance(u, dict) and u.get("tally")]
 
     def status_counts(self) -> dict[tuple[str, str], int]:
         """(kind, status) -> jobs, over unfinished jobs (the queue's depth, for /metrics)."""

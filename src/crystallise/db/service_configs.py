@@ -21,11 +21,6 @@ class ServiceConfigStore:
         with self._sessions() as session:
             return {r.service_id: dict(r.values) for r in session.scalars(select(ServiceConfigRow))}
 
-    def get_override(self, service_id: str) -> dict[str, Any]:
-        with self._sessions() as session:
-            row = session.get(ServiceConfigRow, service_id)
-            return dict(row.values) if row else {}
-
     def merge_override(self, service_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the stored override and return the result; a ``None``
         value removes that override (the field goes back to its default)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +165,6 @@ async def process_records(
     *,
     max_workers: int = 4,
     batch_size: int = 50,
-    on_result: Callable[[int, dict[str, Any]], Awaitable[None] | None] | None = None,
 ) -> list[dict[str, Any]]:
     """Process records ``batch_size`` at a time with at most ``max_workers`` in flight.
 
@@ -179,10 +177,6 @@ async def process_records(
         async with workers:
             result = await process_record(ctx, record)
         results[index] = result
-        if on_result is not None:
-            maybe = on_result(index, result)
-            if maybe is not None:
-                await maybe
 
     for start in range(0, len(records), batch_size):
         batch = records[start : start + batch_size]

@@ -32,6 +32,7 @@ from crystallise.indexer.estimate import estimate_indexing
 from crystallise.indexer.schemas import IndexerRequest
 from crystallise.jobs.budget import check_budget
 from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, prompt_versions
+from crystallise.llm.cost import reasoning_per_answer
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
 from crystallise.screening.estimate import estimate_screening, format_usd
@@ -206,7 +207,8 @@ async def submit_screening(
     """Validate, price, store and dispatch a screening job (or return the idempotent one);
     ``lineage``: an update's ``update_of``, ``added_count`` and ``duplicate_count``."""
     main, _ = screening_models(services, body.model)
-    measured = await services.store.reasoning_per_answer(main.model)
+    tallies = await services.store.recent_usage_tallies(main.model)
+    measured = reasoning_per_answer(tallies, main.model)
 
     def prepare() -> tuple[JobSpec, float, list[str | None] | None]:
         spec, cost, keys = screening_spec(services, body, measured)

@@ -24,6 +24,7 @@ from crystallise.jobs.submit import (
     submit_screening,
 )
 from crystallise.jobs.update import submit_update
+from crystallise.llm.cost import reasoning_per_answer
 from crystallise.screening import schemas as s
 from crystallise.screening.assessment import with_reason
 from crystallise.screening.estimate import DISCLAIMER, estimate_screening
@@ -177,7 +178,9 @@ def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateRespon
         capabilities=capabilities_for(services.settings, main.model),
         scoring=check_scoring(services.settings, main.model, body.scoring),
         batch=body.batch,
-        measured_reasoning=services.jobs.reasoning_per_answer(main.model),
+        measured_reasoning=reasoning_per_answer(
+            services.jobs.recent_usage_tallies(main.model), main.model
+        ),
     )
     return s.EstimateResponse(
         **figures,  # type: ignore[arg-type]
