@@ -48,7 +48,7 @@ def main() -> None:
     labels = [int(rng.random() < 0.05) for _ in papers]
     sample = set(rng.sample(range(len(papers)), 1000))
     ranked = [
-        RankRecord(f"r{i}", f"{p['title']} {p['abstract']}", labels[i] if i in sample else None)
+        RankRecord(f"r{i}", p["title"], p["abstract"], labels[i] if i in sample else None)
         for i, p in enumerate(papers)
     ]
     scored = [

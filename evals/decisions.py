@@ -115,12 +115,13 @@ def asreview_run(rows: list[dict[str, Any]], seed: int) -> dict[str, Any]:
 
 
 def ours(rows: list[dict[str, Any]]) -> Rank:
-    return Ranker(Features.build([r["text"] for r in rows])).rank
+    return Ranker(Features.build([(r["title"], r["abstract"]) for r in rows])).rank
 
 
 def elas_u4_recipe(rows: list[dict[str, Any]]) -> Rank:
     """ELAS u4 as published: bigram TF-IDF, balanced linear SVM, no presumed excludes."""
-    features = Features.build([r["text"] for r in rows], names=("bigram",)).views[0]
+    # the recipe as published: title and abstract as one text (no title weighting)
+    features = Features.build([("", r["text"]) for r in rows], names=("bigram",)).views[0]
     none = np.array([], dtype=np.int64)
 
     def rank(order: list[int], labels: list[int]) -> np.ndarray:

@@ -79,7 +79,7 @@ def test_the_heuristic_needs_a_long_enough_run_after_an_include() -> None:
 
 
 def test_ranking_is_deterministic_and_ignores_labelled_records(cdss: list[dict[str, Any]]) -> None:
-    features = Features.build([r["text"] for r in cdss[:200]])
+    features = Features.build([(r["title"], r["abstract"]) for r in cdss[:200]])
     order, labels = [0, 1, 2, 3], [1, 0, 0, 1]
     first, second = Ranker(features).rank(order, labels), Ranker(features).rank(order, labels)
     assert np.array_equal(first, second)
@@ -87,7 +87,7 @@ def test_ranking_is_deterministic_and_ignores_labelled_records(cdss: list[dict[s
 
 
 def test_the_view_that_ranked_recent_labels_better_ranks_next() -> None:
-    ranker = Ranker(Features.build(["alpha beta", "gamma delta", "epsilon zeta"]))
+    ranker = Ranker(Features.build([("alpha", "beta"), ("gamma", "delta"), ("epsilon", "zeta")]))
     # includes sat high in the unigram view and low in the bigram view; excludes the reverse
     for i in range(30):
         ranker.history.append((i % 2, 0.2 if i % 2 else 0.8, 0.9 if i % 2 else 0.1))

@@ -233,3 +233,22 @@ def test_once_a_rule_says_stop_the_records_without_an_abstract_come_first(
     assert fired and body["unscreened_without_abstract"] == 0
     assert body["includes_found"] == 10
     assert len(screened) + 2 < len(records)  # stopped before the end, every letter screened
+
+
+def test_a_session_stored_before_titles_were_kept_apart_still_loads() -> None:
+    """Sessions stored by the previous release hold ``[id, "title abstract", score]``."""
+    from datetime import UTC, datetime
+
+    from crystallise.db.ranking_sessions import StoredSession
+    from crystallise.decisions.sessions import LiveSession
+
+    old = [[f"r{i}", f"{t} {a}", None] for i, (t, a) in enumerate(
+        [("Reminders for physicians", "a nudge trial")] * 5 + [("Rodent kidney", "mice")] * 5
+    )]  # fmt: skip
+    now = datetime.now(UTC)
+    live = LiveSession.build(StoredSession("s", "", old, {"target_recall": 0.95,
+                                                          "confidence": 0.95}, now, now))  # fmt: skip
+    live.apply([(1, 0, 1), (2, 9, 0)])
+    answer = live.answer(3)
+    assert [n.id for n in answer.next] == ["r1", "r2", "r3"]
+    assert answer.unscreened_without_abstract == 0

@@ -21,7 +21,7 @@ EXPIRY_STEP = timedelta(hours=1)  # how stale the stored expiry may get before i
 class StoredSession:
     id: str
     tenant: str
-    records: list[Any]  # [[id, text, score or None], ...]
+    records: list[Any]  # [[id, title, abstract, score or None], ...] (older: [id, text, score])
     options: dict[str, Any]
     created_at: datetime
     expires_at: datetime

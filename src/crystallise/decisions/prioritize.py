@@ -22,7 +22,8 @@ BIGRAM_LIMIT = 5_000
 @dataclass(frozen=True)
 class RankRecord:
     id: str
-    text: str
+    title: str
+    abstract: str
     label: int | None
     score: float | None = None  # an LLM final_score (1-5), if available
 
@@ -42,7 +43,8 @@ def prioritize(records: list[RankRecord]) -> Ranking:
     if trained["includes"] and trained["excludes"]:
         scores = [float(r.score or 1) for r in records] if with_scores else None
         view = "bigram" if len(records) <= BIGRAM_LIMIT else "unigram"
-        features = Features.build([r.text for r in records], scores, (view,))
+        papers = [(r.title, r.abstract) for r in records]
+        features = Features.build(papers, scores, (view,))
         order = [int(i) for i in np.flatnonzero(labels >= 0)]
         margins = Ranker(features).rank(order, [int(labels[i]) for i in order])[unlabelled]
         probs, model = 1 / (1 + np.exp(-2 * margins)), features.model_name(0)

@@ -135,7 +135,7 @@ async def run_prioritize(settings: Settings, body: s.PrioritizeRequest) -> s.Pri
     check_record_count(settings, "records", len(body.records))
     from crystallise.decisions.prioritize import RankRecord, prioritize  # scikit-learn: lazy
 
-    records = [RankRecord(r.id, f"{r.title} {r.abstract}", r.label, r.score) for r in body.records]
+    records = [RankRecord(r.id, r.title, r.abstract, r.label, r.score) for r in body.records]
     ranked = await asyncio.to_thread(prioritize, records)  # CPU work off the event loop
     return s.PrioritizeResponse(
         ranking=[s.RankedRecord(id=i, probability=p) for i, p in ranked.ranking],

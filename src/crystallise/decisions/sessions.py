@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +43,13 @@ class LiveSession:
 
     @classmethod
     def build(cls, stored: StoredSession) -> LiveSession:
-        records = stored.records
-        scores = [float(r[2]) for r in records] if all(r[2] is not None for r in records) else None
-        features = Features.build([str(r[1]) for r in records], scores)
-        index = {str(r[0]): i for i, r in enumerate(records)}
-        # sessions stored before the flag existed (three fields a record) count as abstracts
-        no_abstract = np.array([len(r) > 3 and not r[3] for r in records], dtype=bool)
+        records = [_fields(r) for r in stored.records]
+        given = [r.score for r in records]
+        scores = [float(s) for s in given if s is not None]
+        papers = [(r.title, r.abstract) for r in records]
+        features = Features.build(papers, scores if len(scores) == len(given) else None)
+        index = {r.id: i for i, r in enumerate(records)}
+        no_abstract = np.array([not r.abstract.strip() for r in records], dtype=bool)
         return cls(stored, Ranker(features), index, stored.expires_at, no_abstract)
 
     def apply(self, rows: list[tuple[int, int, int]]) -> None:
@@ -98,13 +100,29 @@ class LiveSession:
         labelled = np.zeros(size, dtype=bool)
         labelled[self.order] = True
         if self.ranker.features.with_scores:  # no include or no exclude yet: by LLM score
-            scores = np.array([float(r[2]) for r in self.stored.records])
+            scores = np.array([float(_fields(r).score or 1) for r in self.stored.records])
             return np.where(labelled, -np.inf, (scores - 1) / 4), "llm_score"
         as_given = -np.arange(size, dtype=np.float64) / size  # as submitted
         return np.where(labelled, -np.inf, as_given), "none"
 
 
 _HAND_OVER = 1e6  # added to the score of a record handed over: above any margin
+
+
+@dataclass(frozen=True)
+class _Record:
+    id: str
+    title: str
+    abstract: str
+    score: float | None
+
+
+def _fields(stored: list[Any]) -> _Record:
+    """A stored record: ``[id, title, abstract, score]``; sessions stored before titles were
+    kept apart hold ``[id, "title abstract", score]`` (read as an abstract alone)."""
+    if len(stored) == 3:
+        return _Record(str(stored[0]), "", str(stored[1]), stored[2])
+    return _Record(str(stored[0]), str(stored[1]), str(stored[2]), stored[3])
 
 
 def _squash(margin: float) -> float:
@@ -127,10 +145,7 @@ class RankingSessions:
         from crystallise.jobs.submit import check_record_count  # jobs -> services -> here
 
         check_record_count(self.settings, "records", len(body.records))
-        records = [
-            [r.id, f"{r.title} {r.abstract}", r.score, bool(r.abstract.strip())]
-            for r in body.records
-        ]
+        records = [[r.id, r.title, r.abstract, r.score] for r in body.records]
         options = {"target_recall": body.target_recall, "confidence": body.confidence}
         options["next_count"] = body.next_count
         session_id = str(uuid.uuid4())
