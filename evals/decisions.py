@@ -1,7 +1,7 @@
 """Decision methods by simulation on the real labels (issues 15 and 27; DECISIONS.md §4).
 
     uv run --frozen python -m evals.decisions [--datasets ...] [--seeds 3] [--samples 200]
-        [--asreview] [--skip-calibration]
+        [--asreview] [--skip-calibration] [--first-seed 0] [--only-ours]
 
 No model is called. Printed as Markdown:
 
@@ -212,7 +212,9 @@ def calibration(
     }
 
 
-def prioritisation(names: list[str], seeds: int, with_asreview: bool) -> None:
+def prioritisation(
+    names: list[str], seeds: range, with_asreview: bool, only_ours: bool = False
+) -> None:
     print("| dataset | set | seed | method | WSS@95 | WSS@100 | screened @95% | @100% "
           "| median answer s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
@@ -226,10 +228,12 @@ def prioritisation(names: list[str], seeds: int, with_asreview: bool) -> None:
                 rows, seed, elas_u4_recipe(rows)
             ),
         }
+        if only_ours:
+            del methods["ELAS u4 recipe (ours)"]
         if with_asreview:
             methods["ASReview ELAS u4"] = lambda seed, rows=rows: asreview_run(rows, seed)
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-        for seed in range(seeds):
+        for seed in seeds:
             for method, run in methods.items():
                 r = run(seed)
                 runs[method].append(r)
@@ -266,13 +270,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--datasets", nargs="*", default=DEV + HELD_OUT)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--only-ours", action="store_true", help="ours alone (more seeds for the stopping rules)"
+    )
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument(
         "--asreview", action="store_true", help="also run ASReview's default model (eval group)"
     )
     parser.add_argument("--skip-calibration", action="store_true")
     args = parser.parse_args()
-    prioritisation(args.datasets, args.seeds, args.asreview)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    prioritisation(args.datasets, seeds, args.asreview, args.only_ours)
     if args.skip_calibration:
         return
     print()

@@ -12,7 +12,8 @@ of the N repetitions (mean, max, k-of-N ≥ 4): the highest threshold reaching 9
 recall, recall / missed includes / specificity / precision there, and WSS@95 on the
 score ranking with pessimistic ties, plus the same for a non-LLM baseline (TF-IDF cosine
 similarity of each record to the criteria text). Records without an abstract are reported
-separately. Limit sampling keeps every include (recall needs them) and fills with excludes.
+separately. Then the audit figures (issue 25): of the papers the AI excludes, the share that
+names the criterion excluding them and the share that backs it with a verified quote. Limit sampling keeps every include (recall needs them) and fills with excludes.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ async def run_pipeline(
         criteria=[{"name": c.text, "type": c.kind} for c in criteria],
         model=model,
         repetitions=repetitions,
-        threshold=3.0,
+        threshold=AUDIT_THRESHOLD,
     )
     job_id = (await submit_screening(services, body)).id
     await wait_for_job(services, "screening", job_id)
@@ -176,6 +177,35 @@ def report(name: str, labels: list[int], scores: list[float]) -> None:
     print(
         f"| {name} | {m['n']} ({m['includes']} inc) | {cells[0]} | {cells[1]} | {m.get('wss@95', float('nan')):.3f} |"
     )
+
+
+def audit_report(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]]) -> None:
+    """Issue 25: of the papers the AI excludes (final_score below the job's threshold, 3),
+    how many name the criterion that excludes them, and how many back it with a quote found
+    in the paper's text (``quote_verified``); every paper with an assessment at all."""
+    from crystallise.screening.assessment import exclusion_reason
+
+    excluded = [results[r["id"]] for r in rows if "final_score" in results[r["id"]]]
+    excluded = [r for r in excluded if r["final_score"] < AUDIT_THRESHOLD]
+    assessed = sum(bool(results[r["id"]].get("criteria_assessment")) for r in rows)
+    named = verified = 0
+    for result in excluded:
+        reason = exclusion_reason(result, AUDIT_THRESHOLD)
+        if reason and reason != "unclear":
+            named += 1
+            entries = [a for a in result.get("criteria_assessment") or []
+                       if a.get("criterion") == reason]  # fmt: skip
+            verified += any(a.get("quote_verified") for a in entries)
+    n = len(excluded)
+    share = (lambda k: f"{k} ({k / n:.0%})") if n else (lambda k: str(k))
+    print("| papers with an assessment | excluded by the AI (score < 3) | with a criterion named "
+          "| with a verified quote for it | reason 'unclear' |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    print(f"| {assessed} of {len(rows)} | {n} | {share(named)} | {share(verified)} "
+          f"| {share(n - named)} |")  # fmt: skip
+
+
+AUDIT_THRESHOLD = 3.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     flagged = sum("high_disagreement" in results[r["id"]].get("flags", []) for r in rows)
     print(f"high-disagreement papers (route to humans): {flagged}")
+    print()
+    audit_report(rows, results)
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from crystallise.criteria import mock
 from crystallise.criteria import schemas as s
 from crystallise.llm.ask import HelperContext, ask_structured
 from crystallise.prompts import criteria as prompts
@@ -46,6 +47,8 @@ async def analyze_research_question(
     ctx: HelperContext, req: s.AnalyzeQuestionRequest
 ) -> s.AnalyzeQuestionResponse:
     """Per-element present/vague/absent from the model; ``status`` derived here, not by it."""
+    if req.mock:
+        return mock.analyze_question()
     out, _ = await ask_structured(
         ctx,
         "criteria.analyze_question",
@@ -82,6 +85,8 @@ async def generate_criteria(
     ctx: HelperContext, req: s.GenerateCriteriaRequest
 ) -> s.CriteriaListResponse:
     """Atomic criteria of the requested type; duplicates of existing ones are dropped."""
+    if req.mock:
+        return mock.generate(req)
     out, _ = await ask_structured(
         ctx,
         "criteria",
@@ -119,6 +124,8 @@ async def generate_criteria(
 
 
 async def extract_pico(ctx: HelperContext, req: s.PicosRequest) -> s.PicosResponse:
+    if req.mock:
+        return mock.picos()
     out, _ = await ask_structured(
         ctx,
         "criteria",
@@ -138,6 +145,8 @@ async def extract_pico(ctx: HelperContext, req: s.PicosRequest) -> s.PicosRespon
 async def refine_context(
     ctx: HelperContext, req: s.RefineContextRequest
 ) -> s.RefineContextResponse:
+    if req.mock:
+        return mock.refine_context(req)
     out, _ = await ask_structured(
         ctx,
         "criteria",
@@ -162,6 +171,8 @@ async def refine_criteria(
     ctx: HelperContext, req: s.RefineCriteriaRequest
 ) -> s.CriteriaListResponse:
     """Minimal edits tied to conflict ids; proposals citing no real conflict are dropped."""
+    if req.mock:
+        return mock.refine(req)
     out, _ = await ask_structured(
         ctx,
         "criteria",
@@ -206,6 +217,8 @@ def _criterion_ids(criteria: list[dict[str, Any]]) -> list[int]:
 async def consolidate_criteria(
     ctx: HelperContext, req: s.ConsolidateRequest
 ) -> s.ConsolidateResponse:
+    if req.mock:
+        return mock.consolidate(req)
     out, _ = await ask_structured(
         ctx,
         "deduplication",

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crystallise.indexer import mock
 from crystallise.indexer import schemas as s
 from crystallise.llm.ask import HelperContext, ask_structured
 from crystallise.prompts import indexer as prompts
@@ -53,6 +54,8 @@ async def suggest_fields(
     ctx: HelperContext, req: s.SuggestFieldsRequest
 ) -> s.SuggestFieldsResponse:
     """Proposed fields (no duplicates of existing ones) and per-field risk warnings."""
+    if req.mock:
+        return mock.suggest_fields()
     out, _ = await ask_structured(
         ctx,
         "indexer",
@@ -90,6 +93,8 @@ async def suggest_fields(
 
 async def refine_fields(ctx: HelperContext, req: s.RefineFieldsRequest) -> s.RefineFieldsResponse:
     """Suggestions that refer to real input fields; others are dropped with a warning."""
+    if req.mock:
+        return mock.refine_fields(req)
     out, _ = await ask_structured(
         ctx,
         "indexer",
@@ -156,6 +161,8 @@ def repair_groups(values: list[str], groups: list[s.TagGroupOutput]) -> list[s.T
 
 
 async def group_tags(ctx: HelperContext, req: s.GroupTagsRequest) -> s.GroupTagsResponse:
+    if req.mock:
+        return mock.group_tags(req)
     values = list(dict.fromkeys(req.values))
     out, usage = await ask_structured(
         ctx,

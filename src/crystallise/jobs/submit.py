@@ -28,8 +28,10 @@ from crystallise.config.model_capabilities import (
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
+from crystallise.indexer import mock as indexer_mock
 from crystallise.indexer.estimate import estimate_indexing
-from crystallise.indexer.schemas import IndexerRequest
+from crystallise.indexer.pipeline import errors_of, run_records
+from crystallise.indexer.schemas import IndexerRequest, IndexerRunResponse
 from crystallise.jobs.budget import check_budget
 from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, prompt_versions
 from crystallise.llm.cost import reasoning_per_answer
@@ -326,3 +328,25 @@ async def store_and_dispatch(
     if submission.dispatch:
         await services.dispatcher.dispatch(kind, row.id, key)
     return row
+
+
+async def run_indexing(
+    services: Services, body: IndexerRequest, request_key: str | None
+) -> IndexerRunResponse:
+    """``POST /v1/indexer/run``: extraction now, in the request (small batches); the size
+    cap, model choice and key policy of a job apply."""
+    check_job_size(services, "records", len(body.records))
+    choice = extraction_model(services, body.model)
+    if body.mock:
+        results, usage, version = indexer_mock.run_records(body)
+    else:
+        key_source(services, False, request_key)
+        results, usage, version = await run_records(services, choice.model, body, request_key)
+    return IndexerRunResponse(
+        results=results,
+        errors=errors_of(results),
+        usage=usage,
+        model_version=version,
+        model=choice.model,
+        warnings=model_warnings(choice) or None,
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
-from crystallise.criteria import mock, service
 from crystallise.criteria import schemas as s
+from crystallise.criteria import service
 from crystallise.llm.ask import HelperContext
 
 router = APIRouter(prefix="/criteria", tags=["criteria"])
@@ -21,8 +21,6 @@ def _ctx(services: ServicesDep, key: str | None) -> HelperContext:
 async def analyze_question(
     body: s.AnalyzeQuestionRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.AnalyzeQuestionResponse:
-    if body.mock:
-        return mock.analyze_question()
     return await service.analyze_research_question(_ctx(services, key), body)
 
 
@@ -30,15 +28,11 @@ async def analyze_question(
 async def generate(
     body: s.GenerateCriteriaRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.CriteriaListResponse:
-    if body.mock:
-        return mock.generate(body)
     return await service.generate_criteria(_ctx(services, key), body)
 
 
 @router.post("/picos", response_model=s.PicosResponse)
 async def picos(body: s.PicosRequest, services: ServicesDep, key: OpenAIKeyDep) -> s.PicosResponse:
-    if body.mock:
-        return mock.picos()
     return await service.extract_pico(_ctx(services, key), body)
 
 
@@ -46,8 +40,6 @@ async def picos(body: s.PicosRequest, services: ServicesDep, key: OpenAIKeyDep) 
 async def refine_context(
     body: s.RefineContextRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.RefineContextResponse:
-    if body.mock:
-        return mock.refine_context(body)
     return await service.refine_context(_ctx(services, key), body)
 
 
@@ -55,8 +47,6 @@ async def refine_context(
 async def refine(
     body: s.RefineCriteriaRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.CriteriaListResponse:
-    if body.mock:
-        return mock.refine(body)
     return await service.refine_criteria(_ctx(services, key), body)
 
 
@@ -64,6 +54,4 @@ async def refine(
 async def consolidate(
     body: s.ConsolidateRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.ConsolidateResponse:
-    if body.mock:
-        return mock.consolidate(body)
     return await service.consolidate_criteria(_ctx(services, key), body)

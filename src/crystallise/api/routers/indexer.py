@@ -6,17 +6,16 @@ from fastapi import APIRouter
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
-from crystallise.batch.resume import key_source
 from crystallise.config.model_capabilities import ModelChoice
 from crystallise.db.jobs import ItemRow, JobRow
-from crystallise.indexer import helpers, mock
+from crystallise.indexer import helpers
 from crystallise.indexer import schemas as s
 from crystallise.indexer.estimate import DISCLAIMER, estimate_indexing
-from crystallise.indexer.pipeline import USAGE_KEYS, errors_of, run_records
+from crystallise.indexer.pipeline import USAGE_KEYS
 from crystallise.jobs.submit import (
-    check_job_size,
     extraction_model,
     model_warnings,
+    run_indexing,
     submit_indexing,
 )
 from crystallise.llm.ask import HelperContext
@@ -34,21 +33,7 @@ async def run(
     body: s.IndexerRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.IndexerRunResponse:
     """Extract synchronously (small batches); the model and key rules of a job apply."""
-    check_job_size(services, "records", len(body.records))
-    choice = extraction_model(services, body.model)
-    if body.mock:
-        results, usage, version = mock.run_records(body)
-    else:
-        key_source(services, False, key)
-        results, usage, version = await run_records(services, choice.model, body, key)
-    return s.IndexerRunResponse(
-        results=results,
-        errors=errors_of(results),
-        usage=usage,
-        model_version=version,
-        model=choice.model,
-        warnings=_warnings(choice),
-    )
+    return await run_indexing(services, body, key)
 
 
 def _summary(row: JobRow) -> s.IndexerJobSummary:
@@ -134,8 +119,6 @@ def _helpers(services: Services, key: str | None) -> HelperContext:
 async def suggest_fields(
     body: s.SuggestFieldsRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.SuggestFieldsResponse:
-    if body.mock:
-        return mock.suggest_fields()
     return await helpers.suggest_fields(_helpers(services, key), body)
 
 
@@ -143,8 +126,6 @@ async def suggest_fields(
 async def refine_fields(
     body: s.RefineFieldsRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.RefineFieldsResponse:
-    if body.mock:
-        return mock.refine_fields(body)
     return await helpers.refine_fields(_helpers(services, key), body)
 
 
@@ -152,8 +133,6 @@ async def refine_fields(
 async def group_tags(
     body: s.GroupTagsRequest, services: ServicesDep, key: OpenAIKeyDep
 ) -> s.GroupTagsResponse:
-    if body.mock:
-        return mock.group_tags(body)
     return await helpers.group_tags(_helpers(services, key), body)
 
 
