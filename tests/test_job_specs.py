@@ -67,3 +67,18 @@ def test_prompt_versions_come_from_the_registry() -> None:
     versions = prompt_versions("screening.")
     names = {p.name for p in list_prompts() if p.name.startswith("screening.")}
     assert set(versions) == names and "screening.theme_merge" in versions
+
+
+def test_one_threshold_definition_bounds_every_job_threshold() -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from crystallise.common.types import JobThreshold, Threshold
+
+    job, plain = TypeAdapter(JobThreshold), TypeAdapter(Threshold)
+    assert job.validate_python(0.5) == 1.0 and job.validate_python(0) == 1.0  # always accepted
+    assert job.validate_python(3.5) == 3.5
+    for bad in (-5, 5.5, float("nan")):
+        with pytest.raises(ValidationError):
+            job.validate_python(bad)
+    with pytest.raises(ValidationError):
+        plain.validate_python(0.5)  # a decision threshold (query, CLI) is 1-5

@@ -33,7 +33,7 @@ def _below_one_is_one(value: Any) -> Any:
     return THRESHOLD_MIN if numeric and 0 <= value < THRESHOLD_MIN else value
 
 
-JobThreshold = Annotated[float, BeforeValidator(_below_one_is_one), Threshold]
+JobThreshold = Annotated[Threshold, BeforeValidator(_below_one_is_one)]
 
 
 def check_threshold(value: float | None, name: str) -> None:

@@ -104,9 +104,10 @@ class ConfigRegistry:
         self._reloading = threading.Lock()
         self._changes = 0  # updates made here: a reload that began before one is dropped
 
-    def refresh(self) -> None:
-        """Reload every stored override (blocking: call it off the event loop)."""
-        if not self._reloading.acquire(blocking=False):
+    def refresh(self, wait: bool = False) -> None:
+        """Reload every stored override (blocking: call it off the event loop); returns at
+        once when a reload is under way, unless ``wait``."""
+        if not self._reloading.acquire(blocking=wait):
             return  # a reload is under way
         try:
             changes = self._changes
@@ -161,6 +162,13 @@ class ConfigRegistry:
 
     def all(self) -> list[ServiceConfig]:
         return [self.get(sid) for sid in self.service_ids()]
+
+    def stored(self, service_id: str | None = None) -> list[ServiceConfig]:
+        """What the store holds now, reloaded first (blocking: the configuration API's
+        reads, in worker threads, show every process's latest change at once)."""
+        self.refresh(wait=True)
+        ids = [service_id] if service_id is not None else self.service_ids()
+        return [self.get(sid) for sid in ids]
 
     def update(self, service_id: str, changes: dict[str, Any]) -> ServiceConfig:
         """Store the change (blocking: call it off the event loop); seen here at once."""

@@ -49,7 +49,7 @@ class PromptInfo(BaseModel):
 
 @router.get("/services", response_model=list[ServiceConfig])
 def list_services(services: ServicesDep) -> list[ServiceConfig]:
-    return services.configs.all()
+    return services.configs.stored()
 
 
 def _known(services: Services, service_id: str) -> None:
@@ -63,7 +63,7 @@ def _known(services: Services, service_id: str) -> None:
 @router.get("/services/{service_id}", response_model=ServiceConfig)
 def get_service(service_id: str, services: ServicesDep) -> ServiceConfig:
     """The contract: an unknown service_id returns a default config rather than 404."""
-    return services.configs.get(service_id)
+    return services.configs.stored(service_id)[0]
 
 
 @router.put(
