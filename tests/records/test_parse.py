@@ -212,3 +212,12 @@ def test_doi_and_pmid_duplicates() -> None:
     assert [(d.position, d.duplicate_of, d.reason) for d in result.duplicates] == [
         (2, "1", "doi"), (3, "1", "pmid")
     ]  # fmt: skip
+
+
+def test_a_ris_tag_line_rispy_cannot_read_costs_only_its_record() -> None:
+    """Found by the hostile-bytes property test: a bare "TY  -" (no space after the dash)
+    made rispy raise out of the reader."""
+    text = b"TY  - JOUR\nTI  - Kept\nER  - \nTY  -\nTI  - lost\nER  - \n"
+    result = parse_records(text, format="ris")
+    assert [r.title for r in result.records] == ["Kept"]
+    assert any("unreadable RIS record" in w.message for w in result.warnings)

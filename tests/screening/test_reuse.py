@@ -193,3 +193,15 @@ def test_reuse_retention_forgets_old_results(tmp_path: Path, fake: FakeOpenAISer
                 {"j": first["job_id"]},
             ).scalar()
         assert old == 0
+
+
+def test_an_update_with_repeated_ids_is_a_400_naming_papers(
+    tmp_path: Path, fake: FakeOpenAIServer
+) -> None:
+    """Found by the schema fuzzer: untitled papers sharing an id were a 500."""
+    with TestClient(create_app(make_settings(tmp_path, fake))) as client:
+        job = _run(client, {}, papers=_papers(0, 2), mock=True)
+        r = client.post(f"/v1/screening/jobs/{job['job_id']}/update",
+                        json={"papers": [{"id": "0"}, {"id": "0"}]})  # fmt: skip
+        assert r.status_code == 400 and "papers: duplicate paper ids: 0" in r.text
+        assert client.get("/health").status_code == 200

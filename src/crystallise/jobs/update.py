@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from crystallise.db.jobs import JobRow
 from crystallise.errors import BadInput
 from crystallise.jobs.specs import ScreeningJobSpec, load_spec
@@ -68,8 +70,19 @@ async def submit_update(
     spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
     old = [item.input for item in await services.store.all_items(job_id)]
     added, duplicates = split_new(old, papers)
-    body = ScreeningRequest(
-        papers=[Paper.model_validate(p) for p in old] + added,
+    try:
+        body = _merged_request(row, spec, [Paper.model_validate(p) for p in old] + added)
+    except ValidationError as exc:  # the merged set breaks a request rule: the caller's 400
+        raise BadInput(f"papers: {exc.errors()[0]['msg']}") from None
+    lineage = {"update_of": job_id, "added_count": len(added), "duplicate_count": len(duplicates)}
+    created = await submit_screening(services, body, submission, lineage=lineage)
+    return created, {**lineage, "duplicate_ids": duplicates[:1000]}
+
+
+def _merged_request(row: JobRow, spec: ScreeningJobSpec, papers: list[Paper]) -> ScreeningRequest:
+    """The old job's setup over the old papers and the new."""
+    return ScreeningRequest(
+        papers=papers,
         criteria=_criteria(spec),
         questions=spec.questions,
         model=spec.model if spec.model_explicit else None,
@@ -82,6 +95,3 @@ async def submit_update(
         batch=spec.batch,
         reuse=True,
     )
-    lineage = {"update_of": job_id, "added_count": len(added), "duplicate_count": len(duplicates)}
-    created = await submit_screening(services, body, submission, lineage=lineage)
-    return created, {**lineage, "duplicate_ids": duplicates[:1000]}

@@ -100,7 +100,14 @@ def read_ris(text: str) -> tuple[list[Parsed], list[ParseWarning]]:
             )
             continue
         body = lines if ended else [*lines, "ER  - "]
-        source = rispy.loads("\n".join(body))[0]
+        try:
+            source = rispy.loads("\n".join(body))[0]
+        except (rispy.parser.ParseError, IndexError) as exc:  # a tag line rispy cannot read
+            message = str(exc).splitlines()[0] if str(exc) else "no record read"
+            warnings.append(
+                ParseWarning(line=start, message=f"unreadable RIS record: {message:.80}")
+            )
+            continue
         parsed = Parsed(len(records) + 1, start, _ris_fields(source), source)
         if not ended:
             parsed.warnings.append("record has no 'ER  -' end tag; read up to the next record")

@@ -124,16 +124,20 @@ class ScreeningRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ScreeningRequest:
-        seen: set[str] = set()
-        dupes: list[str] = []
-        for paper in self.papers:
-            if paper.id in seen and paper.id not in dupes:
-                dupes.append(paper.id)
-            seen.add(paper.id)
-        if dupes:
-            shown = ", ".join(dupes[:10]) + (" ..." if len(dupes) > 10 else "")
-            raise ValueError(f"papers: duplicate paper ids: {shown}")
+        _check_unique_ids(self.papers)
         return self
+
+
+def _check_unique_ids(papers: list[Paper]) -> None:
+    seen: set[str] = set()
+    dupes: list[str] = []
+    for paper in papers:
+        if paper.id in seen and paper.id not in dupes:
+            dupes.append(paper.id)
+        seen.add(paper.id)
+    if dupes:
+        shown = ", ".join(dupes[:10]) + (" ..." if len(dupes) > 10 else "")
+        raise ValueError(f"papers: duplicate paper ids: {shown}")
 
 
 class UpdateRequest(BaseModel):
@@ -141,6 +145,11 @@ class UpdateRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     papers: list[Paper] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> UpdateRequest:
+        _check_unique_ids(self.papers)
+        return self
 
 
 class JobUpdated(BaseModel):
