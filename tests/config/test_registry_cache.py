@@ -4,6 +4,7 @@ here is seen at once, one made by another process within the refresh interval.""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,16 +43,25 @@ def test_reads_on_the_event_loop_reload_in_a_thread(
     here, there = _two_processes(tmp_path)
     here.update("criteria", {"system_prompt": "Be brief."})
     monkeypatch.setattr(reg, "REFRESH_S", 0.0)
+    loads = there._store.all_overrides
+    threads: list[threading.Thread] = []
 
-    async def read_twice() -> tuple[str | None, str | None]:
-        first = there.system_override("criteria")  # the copy it holds; a reload starts
-        for _ in range(100):
-            await asyncio.sleep(0.01)
+    def recorded() -> dict[str, dict[str, object]]:
+        threads.append(threading.current_thread())
+        return loads()
+
+    monkeypatch.setattr(there._store, "all_overrides", recorded)
+
+    async def read_until_seen() -> tuple[threading.Thread, str | None]:
+        for _ in range(200):  # the first read returns the copy it holds; a reload starts
             if there.system_override("criteria"):
                 break
-        return first, there.system_override("criteria")
+            await asyncio.sleep(0.01)
+        return threading.current_thread(), there.system_override("criteria")
 
-    assert asyncio.run(read_twice()) == (None, "Be brief.")
+    loop_thread, seen = asyncio.run(read_until_seen())
+    assert seen == "Be brief."
+    assert threads and loop_thread not in threads  # every reload ran off the loop's thread
 
 
 def test_a_failed_reload_keeps_the_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
