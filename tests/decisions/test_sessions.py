@@ -252,3 +252,29 @@ def test_a_session_stored_before_titles_were_kept_apart_still_loads() -> None:
     answer = live.answer(3)
     assert [n.id for n in answer.next] == ["r1", "r2", "r3"]
     assert answer.unscreened_without_abstract == 0
+
+
+def test_before_an_include_and_an_exclude_a_session_ranks_by_llm_score(
+    app_client: TestClient,
+) -> None:
+    records = [
+        {"id": f"r{i}", "title": f"Trial of {w}", "abstract": "text", "score": 1 + i % 5}
+        for i, w in enumerate(
+            [
+                "aspirin",
+                "insulin",
+                "statins",
+                "exercise",
+                "diet",
+                "yoga",
+                "sleep",
+                "tea",
+                "nudges",
+                "apps",
+            ]
+        )
+    ]
+    records[0]["label"] = 0
+    body = app_client.post(URL, json={"records": records, "next_count": 3}, headers=ALICE).json()
+    assert body["model"] == "llm_score"
+    assert [n["id"] for n in body["next"]] == ["r4", "r9", "r3"]  # score 5, 5, then 4

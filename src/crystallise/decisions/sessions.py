@@ -36,6 +36,7 @@ class LiveSession:
     index: dict[str, int]
     expires_at: datetime
     no_abstract: np.ndarray  # records sent without an abstract
+    llm_scores: np.ndarray | None  # every record's final_score, when all have one
     order: list[int] = field(default_factory=list)  # records in the order first labelled
     labels: dict[int, int] = field(default_factory=dict)  # the latest label of each
     seq: int = 0  # the last stored label applied
@@ -45,12 +46,13 @@ class LiveSession:
     def build(cls, stored: StoredSession) -> LiveSession:
         records = [_fields(r) for r in stored.records]
         given = [r.score for r in records]
-        scores = [float(s) for s in given if s is not None]
-        papers = [(r.title, r.abstract) for r in records]
-        features = Features.build(papers, scores if len(scores) == len(given) else None)
+        scored = [float(s) for s in given if s is not None]
+        scores = scored if len(scored) == len(given) else None
+        features = Features.build([(r.title, r.abstract) for r in records], scores)
         index = {r.id: i for i, r in enumerate(records)}
         no_abstract = np.array([not r.abstract.strip() for r in records], dtype=bool)
-        return cls(stored, Ranker(features), index, stored.expires_at, no_abstract)
+        llm_scores = np.array(scores) if scores is not None else None
+        return cls(stored, Ranker(features), index, stored.expires_at, no_abstract, llm_scores)
 
     def apply(self, rows: list[tuple[int, int, int]]) -> None:
         for seq, record, label in rows:
@@ -99,9 +101,8 @@ class LiveSession:
             return ranked, self.ranker.features.model_name(self.ranker.view)
         labelled = np.zeros(size, dtype=bool)
         labelled[self.order] = True
-        if self.ranker.features.with_scores:  # no include or no exclude yet: by LLM score
-            scores = np.array([float(_fields(r).score or 1) for r in self.stored.records])
-            return np.where(labelled, -np.inf, (scores - 1) / 4), "llm_score"
+        if self.llm_scores is not None:  # no include or no exclude yet: by LLM score
+            return np.where(labelled, -np.inf, (self.llm_scores - 1) / 4), "llm_score"
         as_given = -np.arange(size, dtype=np.float64) / size  # as submitted
         return np.where(labelled, -np.inf, as_given), "none"
 
