@@ -36,7 +36,7 @@ MODES = [  # (label, model, scoring, batch)
 async def one_job(
     url: str, papers: int, reps: int, model: str | None, scoring: str, batch: bool
 ) -> dict[str, Any]:
-    from crystallise.jobs import start_services
+    from crystallise.jobs.start import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 

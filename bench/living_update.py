@@ -28,7 +28,7 @@ THEMES = ("ThemesOutput", "AssignmentOutput")
 async def both_jobs(
     url: str, papers: int, new: int, between: Callable[[], None]
 ) -> list[dict[str, Any]]:
-    from crystallise.jobs import start_services
+    from crystallise.jobs.start import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.jobs.update import submit_update
     from crystallise.screening.schemas import Paper, ScreeningRequest

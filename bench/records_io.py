@@ -34,7 +34,7 @@ def _ris(n: int) -> str:
 
 async def _screen(data_dir: Path, records: list[dict[str, Any]]) -> tuple[Any, Any]:
     from crystallise.config.settings import Settings
-    from crystallise.jobs import start_services, wait_for_job
+    from crystallise.jobs.start import start_services, wait_for_job
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 

@@ -86,7 +86,7 @@ def rss_mb() -> float:
 
 
 async def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
-    from crystallise.jobs import start_services
+    from crystallise.jobs.start import start_services
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 

@@ -138,7 +138,7 @@ async def run_pipeline(
     model: str,
     repetitions: int,
 ) -> dict[str, dict[str, Any]]:
-    from crystallise.jobs import start_services, wait_for_job
+    from crystallise.jobs.start import start_services, wait_for_job
     from crystallise.jobs.submit import submit_screening
     from crystallise.screening.schemas import ScreeningRequest
 

@@ -5,15 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from crystallise.jobs.specs import (
-    SPEC_VERSION,
-    IndexerJobSpec,
-    ScreeningJobSpec,
-    load_spec,
-    prompt_versions,
-)
+from crystallise.indexer.spec import IndexerJobSpec
+from crystallise.jobs.engine.spec import SPEC_VERSION, load_spec, prompt_versions
 from crystallise.prompts.registry import list_prompts
 from crystallise.screening.criteria import Criterion
+from crystallise.screening.spec import ScreeningJobSpec
 
 # A screening job config exactly as the release before typed specs stored it (version 0).
 STORED_BEFORE = {

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.is_postgres:
             import asyncio
 
-            from crystallise.batch.queue import build_queue_app, ensure_queue_schema
+            from crystallise.jobs.engine.queue import build_queue_app, ensure_queue_schema
 
             async def queue_schema() -> None:
                 app = build_queue_app(settings.postgres_conninfo)

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from crystallise.batch.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
-from crystallise.batch.job_process import ProcessDispatcher
-from crystallise.batch.runner import JobRunner
 from crystallise.common import tracing
 from crystallise.common.secrets import SecretBox
 from crystallise.config.registry import ConfigRegistry
@@ -19,6 +16,8 @@ from crystallise.db.jobs import JobStore
 from crystallise.db.ranking_sessions import RankingSessionStore
 from crystallise.db.service_configs import ServiceConfigStore
 from crystallise.decisions.sessions import RankingSessions
+from crystallise.jobs.engine.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
+from crystallise.jobs.engine.runner import JobRunner
 from crystallise.llm.client import LLMClient
 
 
@@ -58,8 +57,7 @@ class Services:
         dispatcher: JobDispatcher = InProcessDispatcher(runner)
         if settings.uses_queue:
             dispatcher = QueueDispatcher(runner, settings.postgres_conninfo)
-        elif settings.uses_job_process:
-            dispatcher = ProcessDispatcher(runner, settings)
+        # the server's child job process (the SQLite default) is chosen by start_services
         configs = ConfigRegistry(
             ServiceConfigStore(sessions),
             settings.default_model,

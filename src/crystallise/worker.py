@@ -6,7 +6,10 @@ import asyncio
 
 import procrastinate
 
-from crystallise.batch.queue import (
+from crystallise.common.logging import configure_logging, get_logger
+from crystallise.config.settings import Settings
+from crystallise.db.jobs import JOB_KINDS
+from crystallise.jobs.engine.queue import (
     QUEUE,
     RUN_JOB,
     build_queue_app,
@@ -15,10 +18,7 @@ from crystallise.batch.queue import (
     has_live_run,
     retry_stalled_jobs,
 )
-from crystallise.common.logging import configure_logging, get_logger
-from crystallise.config.settings import Settings
-from crystallise.db.jobs import JOB_KINDS
-from crystallise.jobs import start_services
+from crystallise.jobs.start import start_services
 from crystallise.services import Services
 
 log = get_logger(__name__)

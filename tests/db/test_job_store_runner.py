@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from crystallise.batch.items import map_items
-from crystallise.batch.runner import JobContext, JobOutcome, JobRunner
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
 from crystallise.db.jobs import ItemRow, JobStore, utcnow
+from crystallise.jobs.engine.items import map_items
+from crystallise.jobs.engine.runner import JobContext, JobOutcome, JobRunner
 from crystallise.llm.errors import ErrorCategory, LLMError
 from tests.conftest import make_settings
 

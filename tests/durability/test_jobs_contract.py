@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from crystallise.api.app import create_app
-from crystallise.batch.runner import JobRunner
 from crystallise.common.secrets import SecretBox
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import utcnow
 from crystallise.indexer.schemas import IndexerRequest
+from crystallise.jobs.engine.runner import JobRunner
 from crystallise.jobs.submit import Submission, submit_indexing
 from crystallise.services import Services
 from tests.conftest import make_settings
@@ -156,7 +156,7 @@ async def test_encrypted_key_lets_a_job_resume_after_restart(
     tmp_path: Path, fake: FakeOpenAIServer
 ) -> None:
     settings = make_settings(tmp_path, fake, secret_key="s3cret")
-    from crystallise.jobs import start_services
+    from crystallise.jobs.start import start_services
 
     services = await start_services(settings)
     body = IndexerRequest(records=RECORDS, fields=FIELDS, model="gpt-4.1-mini", max_workers=2)

@@ -390,7 +390,7 @@ def test_clustering_of_20000_papers_stays_within_context(
     """Stages 3-4 for 20,000 reasoned papers against a provider with a 12k-token window."""
     import asyncio
 
-    from crystallise.batch.runner import JobRunner
+    from crystallise.jobs.engine.runner import JobRunner
     from crystallise.jobs.submit import Submission, submit_screening
     from crystallise.screening.jobs import make_screening_job
     from crystallise.screening.schemas import ScreeningRequest
@@ -427,7 +427,9 @@ def test_clustering_of_20000_papers_stays_within_context(
         from crystallise.llm.client import LLMClient
 
         services.llm = LLMClient(settings)
-        runner = JobRunner(services.store, {"screening": make_screening_job(services)})
+        runner = JobRunner(
+            services.store, {"screening": make_screening_job(services.settings, services.llm)}
+        )
         runner.submit("screening", job_id)
         await runner.wait(job_id, timeout=240)
         await services.llm.aclose()

@@ -20,7 +20,7 @@ from crystallise.api.operation_ids import operation_id
 from crystallise.api.routers import config, health, metrics
 from crystallise.common.logging import configure_logging, get_logger
 from crystallise.config.settings import Settings, get_settings
-from crystallise.jobs import start_services
+from crystallise.jobs.start import start_services
 from crystallise.services import Services
 
 log = get_logger(__name__)

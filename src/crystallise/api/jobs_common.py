@@ -14,11 +14,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
-from crystallise.batch.resume import retry_job
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.db.jobs import JobKind, JobRow, as_utc
 from crystallise.errors import NotFound
 from crystallise.jobs.provenance import Provenance, provenance
+from crystallise.jobs.resume import retry_job
 from crystallise.records.export import ExportFormat
 from crystallise.records.service import export_job
 from crystallise.services import Services

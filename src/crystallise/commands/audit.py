@@ -58,7 +58,7 @@ def agreement_for(
     async def run() -> dict[str, Any]:
         services = Services.build(settings)
         try:
-            return (await agreement_job(services, job_id, body)).model_dump(mode="json")
+            return (await agreement_job(services.store, job_id, body)).model_dump(mode="json")
         finally:
             await services.aclose()
 
@@ -100,8 +100,9 @@ def prisma_command(args: Any, settings: Settings) -> int:
 def _job_counts(settings: Settings, args: Any) -> dict[str, Any]:
     from crystallise.db.engine import make_engine, make_session_factory
     from crystallise.db.jobs import JobStore
-    from crystallise.jobs.specs import ScreeningJobSpec, load_spec
+    from crystallise.jobs.engine.spec import load_spec
     from crystallise.screening.prisma import prisma_counts
+    from crystallise.screening.spec import ScreeningJobSpec
 
     store = JobStore(make_session_factory(make_engine(settings.sqlalchemy_url)))
     row = store.get_job("screening", args.job)

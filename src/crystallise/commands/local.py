@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crystallise.batch.resume import retry_job
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer.schemas import IndexerRequest
-from crystallise.jobs import start_services
+from crystallise.jobs.resume import retry_job
+from crystallise.jobs.start import start_services
 from crystallise.jobs.submit import (
     Submission,
     indexer_spec,

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Literal, cast
 
-from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.errors import ErrorCategory, LLMError
 
 if TYPE_CHECKING:
     from crystallise.config.settings import Settings

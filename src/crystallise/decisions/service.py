@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from crystallise.config.limits import check_record_count
 from crystallise.config.settings import Settings
+from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.decisions import schemas as s
 from crystallise.decisions.agreement import Agreement, agreement, as_dict, report
 from crystallise.decisions.calibrate import (
@@ -17,9 +19,8 @@ from crystallise.decisions.calibrate import (
 )
 from crystallise.decisions.stopping import consecutive_excludes, stopping
 from crystallise.errors import BadInput
-from crystallise.jobs.specs import ScreeningJobSpec, load_spec
-from crystallise.jobs.submit import check_record_count
-from crystallise.services import Services
+from crystallise.jobs.engine.spec import load_spec
+from crystallise.screening.spec import ScreeningJobSpec
 
 STOPPING_METHOD = (
     "Callaghan & Müller-Hansen (2020) hypergeometric test of H0 'recall < target', minimised "
@@ -51,11 +52,11 @@ def run_calibrate(settings: Settings, body: s.CalibrateRequest) -> s.CalibrateRe
 
 
 async def calibrate_job(
-    services: Services, job_id: str, body: s.JobCalibrateRequest
+    store: AsyncJobStore, job_id: str, body: s.JobCalibrateRequest
 ) -> s.CalibrateResponse:
     """Calibrate a finished screening job on the caller's labels of a random sample."""
-    row = await services.store.finished_job("screening", job_id, "calibrate")
-    items = await services.store.all_items(job_id)
+    row = await store.finished_job("screening", job_id, "calibrate")
+    items = await store.all_items(job_id)
     scored = {i.item_id: (i.result or {}).get("scores") for i in items}
     unknown = sorted(set(body.labels) - set(scored))
     if unknown:
@@ -169,12 +170,12 @@ def stopping_response(
 
 
 async def agreement_job(
-    services: Services, job_id: str, body: s.AgreementRequest
+    store: AsyncJobStore, job_id: str, body: s.AgreementRequest
 ) -> s.AgreementResponse:
     """The AI's decisions of a finished job against the human reviewers' labels."""
-    row = await services.store.finished_job("screening", job_id, "compare")
+    row = await store.finished_job("screening", job_id, "compare")
     threshold = body.threshold if body.threshold is not None else _job_threshold(row)
-    results = {i.item_id: i.result or {} for i in await services.store.all_items(job_id)}
+    results = {i.item_id: i.result or {} for i in await store.all_items(job_id)}
     unknown = sorted({p for labels in body.reviewers.values() for p in labels} - set(results))
     if unknown:
         raise BadInput(f"reviewers: unknown paper ids {unknown[:10]}")

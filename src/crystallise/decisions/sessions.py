@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from crystallise.config.limits import check_record_count
 from crystallise.config.settings import Settings
 from crystallise.db.ranking_sessions import RankingSessionStore, StoredSession
 from crystallise.decisions import schemas as s
@@ -143,8 +144,6 @@ class RankingSessions:
         return timedelta(hours=self.settings.ranking_session_ttl_hours)
 
     async def create(self, body: s.SessionCreateRequest) -> s.SessionResponse:
-        from crystallise.jobs.submit import check_record_count  # jobs -> services -> here
-
         check_record_count(self.settings, "records", len(body.records))
         records = [[r.id, r.title, r.abstract, r.score] for r in body.records]
         options = {"target_recall": body.target_recall, "confidence": body.confidence}

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from crystallise.batch.failures import job_failure, too_many_failed
-from crystallise.batch.items import map_items
-from crystallise.batch.models import current_models
-from crystallise.batch.runner import JobContext, JobFunction, JobOutcome
+from crystallise.config.settings import Settings
 from crystallise.db.jobs import ItemRow
 from crystallise.indexer.mock import mock_record
 from crystallise.indexer.pipeline import ExtractionContext, process_record
-from crystallise.jobs.specs import IndexerJobSpec, load_spec
+from crystallise.indexer.spec import IndexerJobSpec
+from crystallise.jobs.engine.failures import job_failure, too_many_failed
+from crystallise.jobs.engine.items import map_items
+from crystallise.jobs.engine.retirement import current_models
+from crystallise.jobs.engine.runner import JobContext, JobFunction, JobOutcome
+from crystallise.jobs.engine.spec import load_spec
 from crystallise.llm.ask import plan_model
+from crystallise.llm.client import LLMClient
 from crystallise.llm.errors import LLMError
-from crystallise.services import Services
 
 
 def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
@@ -25,12 +27,14 @@ def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
 class IndexerJob:
     """One run of an indexer job over its pending records (real or mock)."""
 
-    def __init__(self, ctx: JobContext, spec: IndexerJobSpec, services: Services) -> None:
+    def __init__(
+        self, ctx: JobContext, spec: IndexerJobSpec, settings: Settings, llm: LLMClient
+    ) -> None:
         self.ctx = ctx
         self.mock = bool(ctx.row and ctx.row.mock)
         self.ext = ExtractionContext(
-            services.llm,
-            plan_model(services.settings, spec.model),
+            llm,
+            plan_model(settings, spec.model),
             spec.fields,
             spec.project_context,
             ctx.request_key,
@@ -100,11 +104,11 @@ class IndexerJob:
         )
 
 
-def make_indexer_job(services: Services) -> JobFunction:
+def make_indexer_job(settings: Settings, llm: LLMClient) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         assert ctx.row is not None
         spec = load_spec(IndexerJobSpec, ctx.row.model, ctx.row.config)
-        spec = await current_models(ctx, services.settings, spec, ("model",))
-        return await IndexerJob(ctx, spec, services).run()
+        spec = await current_models(ctx, settings, spec, ("model",))
+        return await IndexerJob(ctx, spec, settings, llm).run()
 
     return run

@@ -1,63 +1,11 @@
-"""The job library: which function runs each job kind, and waiting for a job to end.
+"""Jobs: everything that turns a request into stored work and runs it.
 
-Submitting work: ``crystallise.jobs.submit`` (``submit_screening``, ``submit_indexing``).
+Two layers live here (``tests/architecture/test_layers.py``):
+
+- ``jobs.engine`` (below the capabilities): the runner and its items, writer, dispatchers
+  (in-process, queue, child process), failure rules, the base job spec and model retirement.
+  It knows job rows and items, never what a screening or an extraction is.
+- ``jobs.*`` (above the capabilities): ``start`` (one start-up for every process, the kinds
+  registry), ``submit`` (estimate, budget, store, dispatch), ``update``, ``resume`` (retry and
+  the key policy), ``budget``, ``provenance``.
 """
-
-from __future__ import annotations
-
-import asyncio
-import gc
-import time
-from typing import TYPE_CHECKING
-
-from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
-
-if TYPE_CHECKING:
-    from crystallise.config.settings import Settings
-    from crystallise.services import Services
-
-WAIT_POLL_S = 0.2
-
-
-async def start_services(settings: Settings, *, migrate: bool = True) -> Services:
-    """What every process that serves or runs jobs starts with (the API, the queue worker,
-    the job process): the stores, the LLM client and the runner with every job kind
-    registered, built once; the tokenizer warmed off the event loop."""
-    from crystallise.llm.tokens import warm_up
-    from crystallise.services import Services
-
-    services = Services.build(settings, migrate=migrate)
-    register_job_handlers(services)
-    await asyncio.to_thread(warm_up)
-    # what start-up built lives as long as the process: kept out of the collector's full
-    # passes, which otherwise walk these ~300,000 objects whenever a request makes many
-    # (a finished 3,000-paper job's poll: 50 ms instead of 220 ms)
-    gc.collect()
-    gc.freeze()
-    return services
-
-
-def register_job_handlers(services: Services) -> None:
-    """Register the job function of every job kind with the runner."""
-    from crystallise.indexer.jobs import make_indexer_job
-    from crystallise.screening.jobs import make_screening_job
-
-    services.runner.register("screening", make_screening_job(services))
-    services.runner.register("indexer", make_indexer_job(services))
-
-
-async def wait_for_job(
-    services: Services, kind: JobKind, job_id: str, timeout: float | None = None
-) -> JobRow:
-    """Poll the store until the job is terminal, wherever it runs (this process, the job
-    process, a queue worker); ``TimeoutError`` after ``timeout`` seconds."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        row = await services.store.get_job(kind, job_id)
-        if row is None:
-            raise KeyError(job_id)
-        if row.status in TERMINAL_STATUSES:
-            return row
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} is still {row.status}")
-        await asyncio.sleep(WAIT_POLL_S)

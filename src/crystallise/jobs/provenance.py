@@ -10,8 +10,10 @@ from pydantic import BaseModel
 
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import NotFound
-from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
+from crystallise.indexer.spec import IndexerJobSpec
+from crystallise.jobs.engine.spec import load_spec
 from crystallise.screening.prisma import prisma_counts
+from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
 
 # settings that shape a job's results or cost (never a key or a secret)

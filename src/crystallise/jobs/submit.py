@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from crystallise.batch.resume import key_source
+from crystallise.config.limits import check_record_count
 from crystallise.config.model_capabilities import (
     ModelChoice,
     capabilities_for,
@@ -32,14 +32,17 @@ from crystallise.indexer import mock as indexer_mock
 from crystallise.indexer.estimate import estimate_indexing
 from crystallise.indexer.pipeline import errors_of, run_records
 from crystallise.indexer.schemas import IndexerRequest, IndexerRunResponse
+from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.budget import check_budget
-from crystallise.jobs.specs import IndexerJobSpec, JobSpec, ScreeningJobSpec, prompt_versions
+from crystallise.jobs.engine.spec import JobSpec, prompt_versions
+from crystallise.jobs.resume import key_source
 from crystallise.llm.cost import reasoning_per_answer
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
 from crystallise.screening.estimate import estimate_screening, format_usd
 from crystallise.screening.reuse import reuse_keys
 from crystallise.screening.schemas import ScreeningRequest
+from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
 from crystallise.tenancy import job_owner
 
@@ -71,15 +74,6 @@ def extraction_model(services: Services, requested: str | None) -> ModelChoice:
 
 def model_warnings(*choices: ModelChoice) -> list[str]:
     return [c.warning for c in choices if c.warning]
-
-
-def check_record_count(
-    settings: Settings, field: str, count: int, noun: str = "records", hint: str = ""
-) -> None:
-    """400 when one request carries more records than CRYSTALLISE_MAX_PAPERS_PER_JOB."""
-    cap = settings.max_papers_per_job
-    if count > cap:
-        raise BadInput(f"{field}: {count} {noun} exceed CRYSTALLISE_MAX_PAPERS_PER_JOB={cap}{hint}")
 
 
 def check_job_size(services: Services, field: str, count: int) -> None:

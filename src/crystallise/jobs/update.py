@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from crystallise.db.jobs import JobRow
 from crystallise.errors import BadInput
-from crystallise.jobs.specs import ScreeningJobSpec, load_spec
+from crystallise.jobs.engine.spec import load_spec
 from crystallise.jobs.submit import Submission, submit_screening
 from crystallise.records.parse import _title_key
 from crystallise.screening.schemas import Paper, ScreeningRequest
+from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
 
 

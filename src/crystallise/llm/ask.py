@@ -13,7 +13,7 @@ from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import tally_usage
-from crystallise.prompts.registry import Prompt
+from crystallise.prompts.base import Prompt
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crystallise.prompts.registry import DELIMITER_NOTE, Prompt, register
+from crystallise.prompts.base import DELIMITER_NOTE, Prompt, register
 
 EXTRACTION = register(
     Prompt(

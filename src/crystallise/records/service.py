@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from crystallise.common.types import check_threshold
 from crystallise.db.jobs import JobKind, JobRow, JobStore
-from crystallise.jobs.specs import IndexerJobSpec, ScreeningJobSpec, load_spec
+from crystallise.indexer.spec import IndexerJobSpec
+from crystallise.jobs.engine.spec import load_spec
 from crystallise.records.export import (
     MEDIA_TYPES,
     ExportFormat,
@@ -15,6 +16,7 @@ from crystallise.records.export import (
     ExportSummary,
     stream,
 )
+from crystallise.screening.spec import ScreeningJobSpec
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, create_model
 
-from crystallise.batch.items import drain
 from crystallise.db.jobs import ItemRow
+from crystallise.jobs.engine.items import drain
 from crystallise.llm.errors import LLMError
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as prompts
@@ -26,12 +26,12 @@ from crystallise.screening.estimate import THEME_CHUNK_TOKENS as CHUNK_TOKENS
 from crystallise.screening.schemas import ThemesOutput
 
 if TYPE_CHECKING:
-    from crystallise.batch.runner import JobContext
-    from crystallise.batch.writer import ItemWriter
     from crystallise.db.async_jobs import AsyncJobStore
-    from crystallise.jobs.specs import ScreeningJobSpec
+    from crystallise.jobs.engine.runner import JobContext
+    from crystallise.jobs.engine.writer import ItemWriter
     from crystallise.llm.client import ChatResult
     from crystallise.screening.pipeline import _Progress
+    from crystallise.screening.spec import ScreeningJobSpec
 
 THEMES_PER_CHUNK = 8
 MAX_THEMES = 10

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from crystallise.batch.models import current_models
-from crystallise.batch.runner import JobContext, JobFunction, JobOutcome
-from crystallise.jobs.specs import ScreeningJobSpec, load_spec
+from crystallise.config.settings import Settings
+from crystallise.jobs.engine.retirement import current_models
+from crystallise.jobs.engine.runner import JobContext, JobFunction, JobOutcome
+from crystallise.jobs.engine.spec import load_spec
+from crystallise.llm.client import LLMClient
 from crystallise.screening.mock import mock_screen_papers
 from crystallise.screening.pipeline import screen_papers
-from crystallise.services import Services
+from crystallise.screening.spec import ScreeningJobSpec
 
 
-def make_screening_job(services: Services) -> JobFunction:
+def make_screening_job(settings: Settings, llm: LLMClient) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         job = ctx.row
         assert job is not None
@@ -18,9 +20,9 @@ def make_screening_job(services: Services) -> JobFunction:
         fields: tuple[str, ...] = ("model", "clustering_model")
         if spec.assignment_model:  # jobs stored before it existed have none
             fields += ("assignment_model",)
-        spec = await current_models(ctx, services.settings, spec, fields)
+        spec = await current_models(ctx, settings, spec, fields)
         if job.mock:
-            return await mock_screen_papers(ctx, spec, services.settings.mock_delay_s)
-        return await screen_papers(ctx, spec, services.llm)
+            return await mock_screen_papers(ctx, spec, settings.mock_delay_s)
+        return await screen_papers(ctx, spec, llm)
 
     return run

@@ -7,13 +7,13 @@ import hashlib
 import re
 from typing import Any
 
-from crystallise.batch.items import map_items
-from crystallise.batch.runner import JobContext, JobOutcome
 from crystallise.db.jobs import ItemRow
-from crystallise.jobs.specs import ScreeningJobSpec
+from crystallise.jobs.engine.items import map_items
+from crystallise.jobs.engine.runner import JobContext, JobOutcome
 from crystallise.screening.assessment import mock_assessment
 from crystallise.screening.criteria import Criterion
 from crystallise.screening.scoring import score_fields
+from crystallise.screening.spec import ScreeningJobSpec
 
 MOCK_WINDOW = 64  # items in flight: mock items are CPU only, this just bounds the tasks
 

@@ -17,12 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, create_model
 
-from crystallise.batch.failures import job_failure, too_many_failed
-from crystallise.batch.items import map_items
-from crystallise.batch.runner import JobCancelled, JobContext, JobOutcome
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow
-from crystallise.jobs.specs import ScreeningJobSpec
+from crystallise.jobs.engine.failures import job_failure, too_many_failed
+from crystallise.jobs.engine.items import map_items
+from crystallise.jobs.engine.runner import JobCancelled, JobContext, JobOutcome
 from crystallise.llm.ask import ask, plan_model
 from crystallise.llm.client import ChatResult, LLMClient
 from crystallise.llm.cost import UsageTally
@@ -42,6 +41,7 @@ from crystallise.screening.scoring import (
     score_distribution,
     score_fields,
 )
+from crystallise.screening.spec import ScreeningJobSpec
 
 USAGE_SAVE_INTERVAL_S = 2.0
 NO_ABSTRACT = "[No abstract available: judge on the title alone]"

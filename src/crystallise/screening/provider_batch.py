@@ -21,8 +21,8 @@ import copy
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from crystallise.batch.runner import JobCancelled
 from crystallise.db.jobs import ItemRow
+from crystallise.jobs.engine.runner import JobCancelled
 from crystallise.llm.batches import TERMINAL, BatchAPI, BatchOutput, request_line, split_lines
 from crystallise.llm.client import ChatResult, PreparedCall
 from crystallise.llm.cost import BATCH_SUFFIX

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from crystallise.common.quotes import normalise
-from crystallise.jobs.specs import ScreeningJobSpec
+from crystallise.screening.spec import ScreeningJobSpec
 
 _PROMPTS = ("screening.labelling", "screening.reasoning")
 

@@ -27,7 +27,7 @@ async def calibrate_job(
     job_id: str, body: s.JobCalibrateRequest, services: ServicesDep
 ) -> s.CalibrateResponse:
     """The same for a finished job: send only the sample's labels, `{id: 0|1}`."""
-    return await service.calibrate_job(services, job_id, body)
+    return await service.calibrate_job(services.store, job_id, body)
 
 
 @router.post("/jobs/{job_id}/agreement", response_model=s.AgreementResponse)
@@ -38,7 +38,7 @@ async def agreement(
     pairwise Cohen's kappa (95% CI) and Gwet's AC1, sensitivity and specificity against the
     reviewers' consensus (Wilson CIs), the disagreements (missed includes first) and a report
     paragraph built from the numbers."""
-    return await service.agreement_job(services, job_id, body)
+    return await service.agreement_job(services.store, job_id, body)
 
 
 @router.post("/prioritize", response_model=s.PrioritizeResponse)

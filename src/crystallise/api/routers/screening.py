@@ -16,7 +16,7 @@ from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
-from crystallise.jobs.specs import ScreeningJobSpec, load_spec
+from crystallise.jobs.engine.spec import load_spec
 from crystallise.jobs.submit import (
     check_scoring,
     model_warnings,
@@ -29,6 +29,7 @@ from crystallise.screening import schemas as s
 from crystallise.screening.assessment import with_reason
 from crystallise.screening.estimate import DISCLAIMER, estimate_screening
 from crystallise.screening.prisma import prisma_counts, prisma_svg
+from crystallise.screening.spec import ScreeningJobSpec
 
 router = APIRouter(prefix="/screening", tags=["screening"])
 # a failed job's partial results stay readable (and resumable with /retry)

@@ -1,5 +1,6 @@
-"""Typed, versioned job specs: what a stored job will run, written with ``model_dump`` and
-read back with ``model_validate``.
+"""The base of every typed, versioned job spec: what a stored job will run, written with
+``model_dump`` and read back with ``model_validate``. Each kind's spec lives beside its
+capability (``screening/spec.py``, ``indexer/spec.py``).
 
 ``spec_version`` says which shape a stored spec has. Specs stored before the field existed
 (version 0: the same keys, no version) load unchanged; a later release that changes a spec
@@ -9,14 +10,11 @@ adds an upgrade step to ``_UPGRADES`` so that every job stored by this release s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crystallise.common.types import JobThreshold
-from crystallise.indexer.schemas import IndexerField, ProjectContext
 from crystallise.prompts.registry import list_prompts
-from crystallise.screening.criteria import Criterion
 
 SPEC_VERSION = 1
 # version n -> function that turns a stored spec of version n into version n + 1
@@ -55,34 +53,6 @@ class JobSpec(BaseModel):
             data = _UPGRADES[version](data)
             version += 1
         return data
-
-
-class ScreeningJobSpec(JobSpec):
-    criteria: list[Criterion]
-    questions: list[str] = Field(default_factory=list)
-    clustering_model: str
-    # None (jobs stored before it existed): the clustering model, as they were priced
-    assignment_model: str | None = None
-    repetitions: int = Field(ge=1)
-    threshold: JobThreshold
-    clusters_type: Literal["include", "exclude"] | None = None
-    label_system: str | None = None  # admin override of the labelling rubric (config API)
-    temperature: float | None = None  # from the service config; default sampling when None
-    scoring: Literal["samples", "distribution"] = "samples"  # screening/scoring.py
-    batch: bool = False  # labelling and reasoning through the Batch API (provider_batch.py)
-    reuse: bool = True  # reuse results of the same papers and setup (screening/reuse.py)
-    # an update (jobs/update.py): the job it updates, papers added, duplicates of old papers
-    update_of: str | None = None
-    added_count: int | None = None
-    duplicate_count: int | None = None
-
-
-class IndexerJobSpec(JobSpec):
-    fields: list[IndexerField]
-    project_context: ProjectContext | None = None
-    system_prompt: str | None = None  # admin override of the extraction rules (config API)
-    mode: str = "full"
-    max_workers: int = Field(4, ge=1)
 
 
 SpecT = TypeVar("SpecT", bound=JobSpec)

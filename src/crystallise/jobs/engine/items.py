@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from crystallise.batch.runner import JobContext
 from crystallise.db.jobs import ItemRow
+from crystallise.jobs.engine.runner import JobContext
 
 PAGE = 500
 WATCH_S = 0.1

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from crystallise.batch.runner import JobContext
 from crystallise.config.model_capabilities import choose_model
 from crystallise.config.settings import Settings
-from crystallise.jobs.specs import JobSpec
+from crystallise.jobs.engine.runner import JobContext
+from crystallise.jobs.engine.spec import JobSpec
 
 S = TypeVar("S", bound=JobSpec)
 

@@ -7,9 +7,9 @@ from typing import Protocol
 
 import procrastinate
 
-from crystallise.batch.queue import build_queue_app, defer_job, ensure_queue_schema
-from crystallise.batch.runner import JobRunner
 from crystallise.db.jobs import JobKind
+from crystallise.jobs.engine.queue import build_queue_app, defer_job, ensure_queue_schema
+from crystallise.jobs.engine.runner import JobRunner
 
 
 class JobDispatcher(Protocol):

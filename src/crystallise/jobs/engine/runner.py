@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crystallise.batch.writer import ItemWriter
 from crystallise.common import metrics, tracing
 from crystallise.common.logging import get_logger
 from crystallise.common.secrets import SecretBox
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.jobs import JOB_KINDS, JobKind, JobRow, as_utc, utcnow
+from crystallise.jobs.engine.writer import ItemWriter
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.tenancy import Caller, current_caller, job_owner, month_start
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from crystallise.batch.runner import JobRunner
-from crystallise.common.logging import configure_logging, get_logger
+from crystallise.common.logging import get_logger
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind
+from crystallise.jobs.engine.runner import JobRunner
 
 log = get_logger(__name__)
 STOP_GRACE_S = 10.0
@@ -29,10 +30,18 @@ READY_TIMEOUT_S = 120.0
 
 
 class ProcessDispatcher:
-    """Runs jobs in one child process of the server (the SQLite default)."""
+    """Runs jobs in one child process of the server (the SQLite default). ``child_main`` is
+    the child's entry point, ``child_main(settings, conn)``: it starts the services and hands
+    them to ``serve_pipe`` (``jobs/start.py:job_process_main``)."""
 
-    def __init__(self, runner: JobRunner, settings: Settings) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        settings: Settings,
+        child_main: Callable[[Settings, Connection], None],
+    ) -> None:
         self.runner = runner
+        self.child_main = child_main
         self.settings = settings.model_copy(update={"job_queue": "inprocess"})
         self._proc: BaseProcess | None = None
         self._conn: Connection | None = None
@@ -49,7 +58,7 @@ class ProcessDispatcher:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         proc = context.Process(
-            target=job_process_main, args=(self.settings, child), name="crystallise-jobs"
+            target=self.child_main, args=(self.settings, child), name="crystallise-jobs"
         )
         proc.daemon = True  # never outlives the server
         proc.start()
@@ -99,32 +108,23 @@ class ProcessDispatcher:
         self._proc = self._conn = None
 
 
-def job_process_main(settings: Settings, conn: Connection) -> None:
-    """Entry point of the child process."""
-    configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(_serve_jobs(settings, conn))
-
-
-async def _serve_jobs(settings: Settings, conn: Connection) -> None:
-    from crystallise.jobs import start_services
-
-    services = await start_services(settings, migrate=False)
-    await services.runner.resume_unfinished()
+async def serve_pipe(runner: JobRunner, conn: Connection) -> None:
+    """The child's side: resume unfinished jobs, say ready, then run and cancel what the
+    server sends until it says stop (or dies). Running jobs stay ``running`` and resume at
+    the next start."""
+    await runner.resume_unfinished()
     conn.send(("ready",))
     inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     threading.Thread(target=_read_pipe, args=(conn, loop, inbox), daemon=True).start()
-    try:
-        while True:
-            op, kind, job_id, key = await inbox.get()
-            if op == "stop":
-                break
-            if op == "run":
-                services.runner.submit(kind, job_id, key)
-            elif op == "cancel":
-                services.runner.signal_cancel(job_id)
-    finally:
-        await services.aclose()  # running jobs stay `running` and resume at next start
+    while True:
+        op, kind, job_id, key = await inbox.get()
+        if op == "stop":
+            return
+        if op == "run":
+            runner.submit(kind, job_id, key)
+        elif op == "cancel":
+            runner.signal_cancel(job_id)
 
 
 def _read_pipe(
