@@ -26,7 +26,7 @@ from typing import Any
 
 from crystallise.common.quotes import normalise
 from crystallise.config.settings import Settings
-from crystallise.indexer.pipeline import ExtractionContext, process_records
+from crystallise.indexer.pipeline import ExtractionContext, extract_all
 from crystallise.indexer.schemas import IndexerField
 from crystallise.llm.ask import plan_model
 from crystallise.llm.client import LLMClient
@@ -174,7 +174,7 @@ async def evaluate(
     try:
         ctx = ExtractionContext(llm, plan_model(llm.settings, model), FIELDS)
         records = [{"ID": r["id"], "Title": r["title"], "Abstract": r["abstract"]} for r in rows]
-        results = await process_records(ctx, records, max_workers=workers)
+        results = await extract_all(ctx, records, max_workers=workers, batch_size=50)
         return results, {**ctx.tally.summary(), "model_version": ctx.model_version}
     finally:
         await llm.aclose()

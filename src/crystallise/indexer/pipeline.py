@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crystallise.common.quotes import verify_quotes
 from crystallise.indexer.schema_builder import TOOL_NAME, YES_NO, build_extraction_tool
 from crystallise.indexer.schemas import IndexerField, IndexerRequest, ProjectContext
-from crystallise.llm.ask import ModelPlan, ask, plan_model
+from crystallise.jobs.engine.items import map_bounded
+from crystallise.llm.ask import ModelPlan, ask
 from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.prompts import indexer as prompts
 from crystallise.screening.schemas import has_text, plain_text
-
-if TYPE_CHECKING:
-    from crystallise.services import Services
 
 # An unverifiable quote halves the stated confidence (never presented as verified).
 UNVERIFIED_CONFIDENCE_FACTOR = 0.5
@@ -159,33 +157,24 @@ async def process_record(ctx: ExtractionContext, record: dict[str, Any]) -> dict
     return out
 
 
-async def process_records(
-    ctx: ExtractionContext,
-    records: list[dict[str, Any]],
-    *,
-    max_workers: int = 4,
-    batch_size: int = 50,
+async def extract_all(
+    ctx: ExtractionContext, records: list[dict[str, Any]], *, max_workers: int, batch_size: int
 ) -> list[dict[str, Any]]:
-    """Process records ``batch_size`` at a time with at most ``max_workers`` in flight.
-
-    The LLM layer's process-wide limits still apply on top of ``max_workers``.
-    """
+    """The synchronous run's loop: every record through ``process_record``, read
+    ``batch_size`` at a time with at most ``max_workers`` in flight (``map_bounded``, the
+    jobs' machinery); a job-wide error stops the rest and is raised."""
     results: list[dict[str, Any]] = [{} for _ in records]
-    workers = asyncio.Semaphore(max_workers)
 
-    async def one(index: int, record: dict[str, Any]) -> None:
-        async with workers:
-            result = await process_record(ctx, record)
-        results[index] = result
+    async def pages() -> AsyncIterator[list[int]]:
+        for start in range(0, len(records), batch_size):
+            yield list(range(start, min(start + batch_size, len(records))))
 
-    for start in range(0, len(records), batch_size):
-        batch = records[start : start + batch_size]
-        try:
-            async with asyncio.TaskGroup() as group:  # one job-wide error stops the rest
-                for i, record in enumerate(batch):
-                    group.create_task(one(start + i, record))
-        except BaseExceptionGroup as errors:
-            raise errors.exceptions[0] from None
+    async def one(index: int) -> None:
+        results[index] = await process_record(ctx, records[index])
+
+    error = await map_bounded(pages(), one, window=max_workers)
+    if error is not None:
+        raise error
     return results
 
 
@@ -193,18 +182,18 @@ USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "estimated_cost_u
 
 
 async def run_records(
-    services: Services, model: str, body: IndexerRequest, request_key: str | None
+    llm: LLMClient,
+    plan: ModelPlan,
+    body: IndexerRequest,
+    request_key: str | None,
+    system_prompt: str | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
-    """A synchronous run: every selected record's result, the usage and the model version."""
+    """A synchronous run: every selected record's result, the usage and the model version
+    (``system_prompt``: the admin's override of the extraction rules, if any)."""
     ctx = ExtractionContext(
-        services.llm,
-        plan_model(services.settings, model),
-        body.fields,
-        body.project_context,
-        request_key,
-        system_prompt=services.configs.system_override("extraction"),
+        llm, plan, body.fields, body.project_context, request_key, system_prompt=system_prompt
     )
-    results = await process_records(
+    results = await extract_all(
         ctx, body.selected_records(), max_workers=body.max_workers, batch_size=body.batch_size
     )
     summary = ctx.tally.summary()

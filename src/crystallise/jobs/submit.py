@@ -36,6 +36,7 @@ from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.budget import check_budget
 from crystallise.jobs.engine.spec import JobSpec, prompt_versions
 from crystallise.jobs.resume import key_source
+from crystallise.llm.ask import plan_model
 from crystallise.llm.cost import reasoning_per_answer
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
@@ -335,7 +336,9 @@ async def run_indexing(
         results, usage, version = indexer_mock.run_records(body)
     else:
         key_source(services, False, request_key)
-        results, usage, version = await run_records(services, choice.model, body, request_key)
+        plan = plan_model(services.settings, choice.model)
+        override = services.configs.system_override("extraction")
+        results, usage, version = await run_records(services.llm, plan, body, request_key, override)
     return IndexerRunResponse(
         results=results,
         errors=errors_of(results),

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 from crystallise.config.model_capabilities import capabilities_for, choose_model
 from crystallise.config.registry import ConfigRegistry
 from crystallise.config.settings import Settings
-from crystallise.llm.client import ChatResult, LLMClient
+from crystallise.llm.answers import ChatResult
+from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import tally_usage
 from crystallise.prompts.base import Prompt
 

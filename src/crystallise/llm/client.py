@@ -1,4 +1,6 @@
-"""The one door to the model: pooled clients, pre-flight, pacing, retries, parsing, usage.
+"""The one door to the model, its transport: pooled clients, pacing, retries, the dialect
+each endpoint speaks, deadlines, usage. Shaping a call is ``llm/shaping.py``; reading its
+answer, ``llm/answers.py``.
 
 One long-lived ``AsyncOpenAI`` per (base URL, API key) shares a connection pool; the key is
 passed down explicitly (never through ``os.environ``). Built and closed with the app lifespan.
@@ -12,8 +14,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx2
@@ -25,20 +26,26 @@ from pydantic import BaseModel, ValidationError
 
 from crystallise.common import metrics, tracing
 from crystallise.config.model_capabilities import (
-    MODEL_CAPABILITIES,
     ModelCapabilities,
     capabilities_for,
     note_model,
     validate_request,
 )
 from crystallise.config.settings import Settings
+from crystallise.llm.answers import (
+    ChatResult,
+    ChoiceResult,
+    SchemaMismatch,
+    completion_body,
+    merge_results,
+    repair_messages,
+    to_result,
+)
 from crystallise.llm.compat import (
     FIX,
     STRATEGY_FEATURES,
     CallIntent,
     Profile,
-    Strategy,
-    extract_json,
     initial_strategy,
     is_request_rejection,
     provider_text,
@@ -48,7 +55,13 @@ from crystallise.llm.cost import estimate_cost, normalise_usage
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.ratelimit import ProviderLimiter
 from crystallise.llm.retry import Patience, async_retry_with_backoff, retry_after_seconds
-from crystallise.llm.tokens import count_message_tokens, estimate_text_tokens
+from crystallise.llm.shaping import (
+    CallOptions,
+    PreparedCall,
+    prepare_call,
+    responses_kwargs,
+)
+from crystallise.llm.tokens import estimate_text_tokens
 
 # A model answer that fails its schema is asked for once more, then reported.
 SCHEMA_RETRIES = 1
@@ -56,71 +69,6 @@ SCHEMA_RETRIES = 1
 LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
 # A call may be re-sent this many times as the server names what it refuses.
 MAX_ADAPTATIONS = 6
-
-
-@dataclass
-class ChoiceResult:
-    content: str | None
-    parsed: Any = None
-    refusal: str | None = None
-    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    finish_reason: str | None = None
-    # per-token log-probabilities (the completion's ``logprobs.content``) when asked for
-    logprobs: list[dict[str, Any]] | None = None
-
-
-@dataclass
-class ChatResult:
-    """One completed call: its choices, usage as the provider reported it, and model version."""
-
-    choices: list[ChoiceResult]
-    usage: dict[str, Any] | None
-    model_version: str
-    request_id: str | None = None
-    answered: int = 0  # choices the server sent (some may have failed their schema)
-
-    @property
-    def parsed(self) -> Any:
-        return self.choices[0].parsed
-
-    @property
-    def content(self) -> str | None:
-        return self.choices[0].content
-
-    @property
-    def tool_arguments(self) -> dict[str, Any] | None:
-        calls = self.choices[0].tool_calls
-        return calls[0][1] if calls else None
-
-
-@dataclass(frozen=True)
-class PreparedCall:
-    """A checked call: what to ask (intent), of which model (caps), its token estimate."""
-
-    intent: CallIntent
-    caps: ModelCapabilities
-    est_tokens: int
-    output_schema: type[BaseModel] | None
-
-
-class _SchemaMismatch(Exception):
-    def __init__(self, message: str, answer: str | None = None) -> None:
-        super().__init__(message)
-        self.answer = answer
-
-
-def _repair_messages(exc: _SchemaMismatch) -> list[dict[str, Any]]:
-    """The re-ask after an answer that failed its schema: the answer, then what was wrong."""
-    if exc.answer is None:
-        return []
-    return [
-        {"role": "assistant", "content": exc.answer[:4000]},
-        {
-            "role": "user",
-            "content": f"That answer is not valid: {str(exc)[:500]}. Reply again with only "
-            "the corrected JSON object, matching the schema exactly.",
-        },
-    ]
 
 
 def rejection_error(base_url: str, model: str, feature: str, text: str) -> LLMError:
@@ -137,18 +85,6 @@ def rejection_error(base_url: str, model: str, feature: str, text: str) -> LLMEr
         ErrorCategory.VALIDATION,
         job_wide=True,
     )
-
-
-def merge_results(results: list[ChatResult]) -> ChatResult:
-    """Several calls' answers as one result (their choices, their usage summed)."""
-    usage: dict[str, Any] | None = None
-    for result in results:
-        if result.usage is not None:
-            usage = _add_usage(usage or {}, result.usage)
-    first = results[0]
-    choices = [c for r in results for c in r.choices]
-    answered = sum(r.answered for r in results)
-    return ChatResult(choices, usage, first.model_version, first.request_id, answered)
 
 
 def _observe_usage(model: str, usage: Any, version: Any = None) -> None:
@@ -174,34 +110,6 @@ def _span_attributes(intent: CallIntent) -> dict[str, Any]:
     if tracing.content_allowed():
         attributes["gen_ai.input.messages"] = json.dumps(intent.messages, ensure_ascii=False)
     return attributes
-
-
-def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    out = dict(total)
-    for name, value in more.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int | float):
-            out[name] = out.get(name, 0) + value
-        elif isinstance(value, dict):
-            out[name] = _add_usage(out.get(name) or {}, value)
-    return out
-
-
-@lru_cache(maxsize=256)
-def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The SDK's strict JSON schema for a Pydantic model (all keys required, no extras).
-
-    Cached per class: building it costs ~1 ms and every paper of a job uses the same one.
-    Callers must not mutate the returned dict.
-    """
-    tool = openai.pydantic_function_tool(model)
-    return dict(tool["function"]["parameters"])
-
-
-@lru_cache(maxsize=256)
-def _schema_tokens(model: type[BaseModel]) -> int:
-    return estimate_text_tokens(json.dumps(strict_schema(model)))
 
 
 def _key_fingerprint(key: str) -> str:
@@ -300,96 +208,30 @@ class LLMClient:
         messages: list[dict[str, Any]],
         *,
         model: str,
-        output_schema: type[BaseModel] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        n: int = 1,
-        reasoning_effort: str | None = None,
-        prompt_cache_key: str | None = None,
-        top_logprobs: int | None = None,
+        options: CallOptions | None = None,
         api_key: str | None = None,
         request_key: str | None = None,
+        **kw: Any,
     ) -> ChatResult:
         """One chat completion with pre-flight, pacing, retries and schema validation, in
-        the dialect the endpoint and model were found to speak (``compat.Profile``)."""
+        the dialect the endpoint and model were found to speak (``compat.Profile``). How to
+        ask is ``options``, or ``kw`` as ``CallOptions`` fields."""
         key = self.resolve_key(api_key, request_key)
-        call = self.prepare(
-            messages,
-            model=model,
-            output_schema=output_schema,
-            json_schema=json_schema,
-            tools=tools,
-            tool_choice=tool_choice,
-            temperature=temperature,
-            max_output_tokens=max_output_tokens,
-            n=n,
-            reasoning_effort=reasoning_effort,
-            prompt_cache_key=prompt_cache_key,
-            top_logprobs=top_logprobs,
-        )
-        return await self._complete(key, call.intent, call.est_tokens, output_schema, n, call.caps)
+        options = options or CallOptions(**kw)
+        call = prepare_call(self.settings, messages, model, options)
+        return await self._complete(key, call, options.n)
 
     def prepare(
         self,
         messages: list[dict[str, Any]],
         *,
         model: str,
-        output_schema: type[BaseModel] | None = None,
-        json_schema: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        temperature: float | None = None,
-        max_output_tokens: int | None = None,
-        n: int = 1,
-        reasoning_effort: str | None = None,
-        prompt_cache_key: str | None = None,
-        top_logprobs: int | None = None,
+        options: CallOptions | None = None,
+        **kw: Any,
     ) -> PreparedCall:
         """A call checked against the model's limits (pre-flight) and shaped as an intent;
-        ``body`` is it as this endpoint takes it (for the Batch API's request lines)."""
-        schema = strict_schema(output_schema) if output_schema is not None else json_schema
-        est_input = count_message_tokens(messages)
-        if output_schema is not None:
-            est_input += _schema_tokens(output_schema)
-        elif json_schema is not None:
-            est_input += estimate_text_tokens(json.dumps(json_schema))
-        if tools:
-            est_input += estimate_text_tokens(json.dumps(tools))
-        caps = validate_request(
-            model,
-            input_tokens=est_input,
-            max_output_tokens=max_output_tokens,
-            temperature=temperature,
-            structured_output=schema is not None,
-            tools=bool(tools),
-            n=n,
-            reasoning_effort=reasoning_effort,
-            today=self.settings.today,
-            caps=capabilities_for(self.settings, model),
-        )
-        intent = CallIntent(
-            model,
-            messages,
-            schema,
-            output_schema.__name__ if output_schema is not None else "response",
-            tools,
-            tool_choice,
-            _sampling(
-                caps,
-                self.settings.is_openai_endpoint or self.settings.is_azure,
-                n,
-                temperature,
-                max_output_tokens,
-                reasoning_effort,
-                prompt_cache_key,
-                top_logprobs,
-            ),
-        )
-        est_tokens = est_input + (max_output_tokens or 512) * n
-        return PreparedCall(intent, caps, est_tokens, output_schema)
+        ``request_body`` gives it as this endpoint takes it (the Batch API's request lines)."""
+        return prepare_call(self.settings, messages, model, options or CallOptions(**kw))
 
     def request_body(self, call: PreparedCall) -> dict[str, Any]:
         """The JSON body this endpoint takes for ``call``, in the dialect learned so far."""
@@ -403,8 +245,8 @@ class LLMClient:
         if not isinstance(completion.get("choices"), list):
             raise LLMError("provider answer has no choices", ErrorCategory.TRANSIENT, item=True)
         try:
-            return _to_result(completion, call.output_schema, call.intent, strategy, None)
-        except _SchemaMismatch as exc:
+            return to_result(completion, call.output_schema, call.intent, strategy, None)
+        except SchemaMismatch as exc:
             raise LLMError(
                 f"Model answer did not match the schema: {exc}",
                 ErrorCategory.VALIDATION,
@@ -412,17 +254,10 @@ class LLMClient:
                 bad_answer=True,
             ) from exc
 
-    async def _complete(
-        self,
-        key: str,
-        intent: CallIntent,
-        est_tokens: int,
-        output_schema: type[BaseModel] | None,
-        n: int,
-        caps: ModelCapabilities,
-    ) -> ChatResult:
+    async def _complete(self, key: str, call: PreparedCall, n: int) -> ChatResult:
         """``n`` answers: one call, or one per answer where the server gives one per call."""
-        profile = self.profile(intent.model, caps)
+        intent, est_tokens, output_schema = call.intent, call.est_tokens, call.output_schema
+        profile = self.profile(intent.model, call.caps)
         if n > 1 and "n" in profile.dropped:
             return await self._fan_out(key, intent, est_tokens, output_schema, n)
         result = await self._send_chat(key, intent, est_tokens, output_schema)
@@ -496,9 +331,9 @@ class LLMClient:
                 client, limiter, profile, intent, repair, est_tokens
             )
             strategy = profile.strategy if intent.schema is not None else None
-            completion = _completion(response)
+            completion = completion_body(response)
             _observe_usage(intent.model, completion.get("usage"), completion.get("model"))
-            result = _to_result(completion, output_schema, intent, strategy, response.headers)
+            result = to_result(completion, output_schema, intent, strategy, response.headers)
             note_model(intent.model, result.model_version)
             return result
 
@@ -594,17 +429,17 @@ class LLMClient:
                 return await async_retry_with_backoff(
                     attempt,
                     delays=self.retry_delays,
-                    passthrough=(_SchemaMismatch,),
+                    passthrough=(SchemaMismatch,),
                     patience=self.patience(limiter),
                 )
-            except _SchemaMismatch as exc:
+            except SchemaMismatch as exc:
                 if tries >= SCHEMA_RETRIES:
                     raise LLMError(
                         f"Model answer did not match the response schema: {exc}",
                         ErrorCategory.TRANSIENT,
                         bad_answer=True,
                     ) from exc
-                repair[:] = _repair_messages(exc)
+                repair[:] = repair_messages(exc)
         raise AssertionError("unreachable")
 
     # ---- Responses API -------------------------------------------------------
@@ -632,7 +467,7 @@ class LLMClient:
             today=self.settings.today,
             caps=capabilities_for(self.settings, model),
         )
-        kwargs = _responses_kwargs(
+        kwargs = responses_kwargs(
             model, input_text, instructions, output_schema, tools, max_output_tokens
         )
         client = self.openai_client(key)
@@ -669,71 +504,6 @@ class LLMClient:
         )
 
 
-def _cap_parameter(caps: ModelCapabilities, openai_like: bool) -> str:
-    """The output cap's name: OpenAI's models on OpenAI or Azure take (and reasoning models
-    require) max_completion_tokens; other servers take max_tokens, and some (llama-cpp-python)
-    silently ignore max_completion_tokens, which would leave the answer uncapped."""
-    if openai_like and caps.name in MODEL_CAPABILITIES:
-        return "max_completion_tokens"
-    return "max_tokens"
-
-
-def _sampling(
-    caps: ModelCapabilities,
-    openai_like: bool,
-    n: int,
-    temperature: float | None,
-    max_output_tokens: int | None,
-    reasoning_effort: str | None,
-    prompt_cache_key: str | None,
-    top_logprobs: int | None = None,
-) -> dict[str, Any]:
-    """``n``, temperature, the output cap, effort, cache key and token log-probabilities,
-    as the model takes them."""
-    out: dict[str, Any] = {}
-    if n > 1:
-        out["n"] = n
-    if temperature is not None and caps.supports_temperature:
-        out["temperature"] = temperature
-    if max_output_tokens is not None:
-        out[_cap_parameter(caps, openai_like)] = max_output_tokens
-    if reasoning_effort is not None:
-        out["reasoning_effort"] = reasoning_effort
-    if prompt_cache_key:
-        out["prompt_cache_key"] = prompt_cache_key
-    if top_logprobs:
-        out["logprobs"] = True
-        out["top_logprobs"] = top_logprobs
-    return out
-
-
-def _responses_kwargs(
-    model: str,
-    input_text: str | list[dict[str, Any]],
-    instructions: str | None,
-    output_schema: type[BaseModel] | None,
-    tools: list[dict[str, Any]] | None,
-    max_output_tokens: int | None,
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"model": model, "input": input_text}
-    if instructions:
-        kwargs["instructions"] = instructions
-    if output_schema is not None:
-        kwargs["text"] = {
-            "format": {
-                "type": "json_schema",
-                "name": output_schema.__name__,
-                "schema": strict_schema(output_schema),
-                "strict": True,
-            }
-        }
-    if tools:
-        kwargs["tools"] = tools
-    if max_output_tokens:
-        kwargs["max_output_tokens"] = max_output_tokens
-    return kwargs
-
-
 T = TypeVar("T")
 # The loop time by which a synchronous HTTP request's model calls must be done (set per
 # request by the API from CRYSTALLISE_SYNC_TIMEOUT_S; None in jobs, which have no bound).
@@ -759,128 +529,3 @@ async def within_deadline(call: Awaitable[T]) -> T:
 
 
 _CHAT_OPTIONS: Any = {"security": {"bearer_auth": True}}
-
-
-def _completion(response: Any) -> dict[str, Any]:
-    """The completion body as plain JSON (no model construction: we read a few fields)."""
-    try:
-        body = json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _SchemaMismatch(f"provider answer is not JSON ({exc})") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-        raise _SchemaMismatch("provider answer has no choices")
-    return body
-
-
-def _tool_calls(message: dict[str, Any], failures: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    calls: list[tuple[str, dict[str, Any]]] = []
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        try:
-            args = json.loads(function.get("arguments") or "{}", strict=False)
-        except json.JSONDecodeError as exc:
-            failures.append(f"tool arguments are not JSON ({exc.msg})")
-            continue
-        calls.append((str(function.get("name")), args if isinstance(args, dict) else {}))
-    return calls
-
-
-def _to_result(
-    completion: dict[str, Any],
-    output_schema: type[BaseModel] | None,
-    intent: CallIntent,
-    strategy: Strategy | None,
-    headers: Any,
-) -> ChatResult:
-    """The completion's choices, parsed as the call's schema asks (``strategy``: how the
-    structured answer was asked for; None for free text or the caller's own tools)."""
-    choices: list[ChoiceResult] = []
-    failures: list[tuple[str, str | None]] = []
-    for choice in completion["choices"]:
-        message = choice.get("message") or {}
-        refusal = message.get("refusal")
-        tool_failures: list[str] = []
-        calls = _tool_calls(message, tool_failures)
-        content = message.get("content")
-        finish = choice.get("finish_reason")
-        parsed: Any = None
-        if refusal:
-            pass
-        elif finish == "length":
-            raise LLMError(
-                "Model answer was cut off (finish_reason=length); raise max_output_tokens.",
-                ErrorCategory.VALIDATION,
-                item=True,
-            )
-        elif strategy is not None:
-            text = _structured_text(content, calls, strategy, tool_failures)
-            try:
-                parsed = _parse_structured(text, output_schema, strategy)
-            except (ValidationError, json.JSONDecodeError) as exc:
-                failures.append((_mismatch_text(exc), text))
-                continue
-            if strategy is Strategy.TOOL_CALL:
-                calls, content = [], text
-        elif tool_failures:
-            failures.append((tool_failures[0], None))
-        choices.append(ChoiceResult(content, parsed, refusal, calls, finish, _logprobs(choice)))
-    if not choices and failures:
-        raise _SchemaMismatch(*failures[0])
-    if choices and all(c.refusal for c in choices):
-        raise LLMError(
-            f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION, item=True
-        )
-    usage = completion.get("usage")
-    request_id = headers.get("x-request-id") if headers is not None else None
-    version = str(completion.get("model") or "")
-    return ChatResult(
-        choices,
-        usage if isinstance(usage, dict) else None,
-        version,
-        request_id,
-        answered=len(completion["choices"]),
-    )
-
-
-def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """A choice's per-token log-probabilities (``logprobs.content``), when it has them."""
-    logprobs = choice.get("logprobs")
-    tokens = logprobs.get("content") if isinstance(logprobs, dict) else None
-    return tokens if isinstance(tokens, list) else None
-
-
-def _parse_structured(text: str, schema: type[BaseModel] | None, strategy: Strategy) -> Any:
-    """The answer as the schema's object. Strict answers are parsed as sent; free-text and
-    grammar-constrained answers may carry raw newlines inside strings (llama.cpp does), which
-    a lenient parse accepts."""
-    if strategy is Strategy.JSON_SCHEMA:
-        return schema.model_validate_json(text) if schema else json.loads(text)
-    data = json.loads(text, strict=False)
-    return schema.model_validate(data) if schema else data
-
-
-def _mismatch_text(exc: ValidationError | json.JSONDecodeError) -> str:
-    """What was wrong with an answer, short: the first errors' place and message."""
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not JSON ({exc.msg} at character {exc.pos})"
-    problems = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()[:3]
-    ]
-    more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
-    return f"{exc.error_count()} errors in {exc.title}: " + "; ".join(problems) + more
-
-
-def _structured_text(
-    content: Any,
-    calls: list[tuple[str, dict[str, Any]]],
-    strategy: Strategy,
-    tool_failures: list[str],
-) -> str:
-    """The JSON text of a structured answer: the forced call's arguments, the strict
-    answer as sent, or the object found in a free-text answer."""
-    if strategy is Strategy.TOOL_CALL and calls:
-        return json.dumps(calls[0][1])
-    text = content if isinstance(content, str) else ""
-    if not text and tool_failures:
-        return ""
-    return text if strategy is Strategy.JSON_SCHEMA else extract_json(text)

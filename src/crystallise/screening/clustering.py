@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from crystallise.db.async_jobs import AsyncJobStore
     from crystallise.jobs.engine.runner import JobContext
     from crystallise.jobs.engine.writer import ItemWriter
-    from crystallise.llm.client import ChatResult
+    from crystallise.llm.answers import ChatResult
     from crystallise.screening.pipeline import _Progress
     from crystallise.screening.spec import ScreeningJobSpec
 

@@ -22,8 +22,9 @@ from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.failures import job_failure, too_many_failed
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.runner import JobCancelled, JobContext, JobOutcome
+from crystallise.llm.answers import ChatResult
 from crystallise.llm.ask import ask, plan_model
-from crystallise.llm.client import ChatResult, LLMClient
+from crystallise.llm.client import LLMClient
 from crystallise.llm.cost import UsageTally
 from crystallise.llm.errors import LLMError
 from crystallise.prompts import screening as prompts

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.runner import JobCancelled
+from crystallise.llm.answers import ChatResult
 from crystallise.llm.batches import TERMINAL, BatchAPI, BatchOutput, request_line, split_lines
-from crystallise.llm.client import ChatResult, PreparedCall
 from crystallise.llm.cost import BATCH_SUFFIX
 from crystallise.llm.errors import ErrorCategory, LLMError
+from crystallise.llm.shaping import PreparedCall
 from crystallise.screening.assessment import assess
 from crystallise.screening.scoring import (
     TOP_LOGPROBS,

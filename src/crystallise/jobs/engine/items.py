@@ -1,4 +1,5 @@
-"""The one job machinery: map a per-item coroutine over a job's unfinished items.
+"""The one job machinery: map a per-item coroutine over a job's unfinished items (and, with
+``map_bounded``, over any items: the synchronous indexer run).
 
 Items are read page by page (bounded memory), at most ``window`` run at once, and the
 coroutine checkpoints each result through ``ctx.writer``. On cancel, or when ``stop()``
@@ -10,12 +11,14 @@ Resume is free: finished items are not in ``statuses``, so a rerun skips them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.runner import JobContext
 
 PAGE = 500
+T = TypeVar("T")
 WATCH_S = 0.1
 
 
@@ -28,25 +31,52 @@ async def map_items(
     stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Run ``work`` on every item of the job in ``statuses``, ``window`` at a time."""
+
+    async def pages() -> AsyncIterator[list[ItemRow]]:
+        after = -1
+        while True:
+            page = await ctx.store.items(ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE)
+            yield page
+            if len(page) < PAGE:
+                return
+            after = page[-1].seq
+
+    error = await map_bounded(pages(), work, window=window, stop=lambda: ctx.cancelled() or stop())
+    await ctx.writer.flush()
+    if error is not None:
+        raise error
+
+
+async def map_bounded(
+    pages: AsyncIterator[Sequence[T]],
+    work: Callable[[T], Awaitable[None]],
+    *,
+    window: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> BaseException | None:
+    """Run ``work`` on every item of ``pages`` (read a page at a time), ``window`` at once,
+    until ``stop()`` or a first exception, which is returned once the work in flight is
+    drained or abandoned. Jobs (``map_items``) and the synchronous indexer run use it."""
     slots = asyncio.Semaphore(max(1, window))
     tasks: set[asyncio.Task[None]] = set()
     errors: list[BaseException] = []
 
     def halted() -> bool:
-        return bool(errors) or ctx.cancelled() or stop()
+        return bool(errors) or stop()
 
-    async def guarded(item: ItemRow) -> None:
+    async def guarded(item: T) -> None:
         try:
             await work(item)
-        except Exception as exc:  # noqa: BLE001 - re-raised by map_items once drained
+        except Exception as exc:  # noqa: BLE001 - returned once drained
             errors.append(exc)
         finally:
             slots.release()
 
     try:
-        after = -1
         while not halted():
-            page = await ctx.store.items(ctx.job_id, statuses=statuses, after_seq=after, limit=PAGE)
+            page = await anext(pages, None)
+            if page is None:
+                break
             for item in page:
                 await slots.acquire()
                 if halted():
@@ -55,19 +85,14 @@ async def map_items(
                 task = asyncio.create_task(guarded(item))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-            if len(page) < PAGE:
-                break
-            after = page[-1].seq
         await drain(set(tasks), halted)
     except asyncio.CancelledError:
-        # the process is stopping: no item of this job may go on in the background
+        # the process is stopping: no item may go on in the background
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    await ctx.writer.flush()
-    if errors:
-        raise errors[0]
+    return errors[0] if errors else None
 
 
 async def drain(tasks: set[asyncio.Task[None]], halted: Callable[[], bool]) -> None:
