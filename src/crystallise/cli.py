@@ -206,57 +206,64 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:
         print(f"configuration error: {_settings_problem(exc)}", file=sys.stderr)
         return 2
-
     if args.command in ("screen", "index", "criteria", "prisma"):
         return _researcher_command(args, settings)
     if args.command == "serve":
-        _share_metrics(settings)  # before anything imports prometheus_client
-        import uvicorn
-
-        from crystallise.api.app import create_app
-
-        host = args.host or settings.bind_host
-        warn_if_open(settings, host)
-        print(f"crystallise serve: listening on {host}:{args.port or settings.api_port}"
-              + ("" if settings.auth_enabled else " (dev mode: no service key)"), file=sys.stderr)  # fmt: skip
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=args.port or settings.api_port,
-            log_config=None,
-            access_log=False,
-        )
-        return 0
+        return _serve(args, settings)
     if args.command == "db" and args.db_command == "upgrade":
-        from crystallise.db.engine import upgrade_database
-
-        upgrade_database(settings.sqlalchemy_url)
-        if settings.is_postgres:
-            import asyncio
-
-            from crystallise.jobs.engine.queue import build_queue_app, ensure_queue_schema
-
-            async def queue_schema() -> None:
-                app = build_queue_app(settings.postgres_conninfo)
-                async with app.open_async():
-                    await ensure_queue_schema(app)
-
-            asyncio.run(queue_schema())
-        print("database upgraded to head")
-        return 0
+        return _upgrade_database(settings)
     if args.command == "worker":
-        import asyncio
-
-        from crystallise.worker import run_worker
-
-        if args.metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(args.metrics_port)
-        asyncio.run(run_worker(settings, args.concurrency))
-        return 0
+        return _worker(args, settings)
     parser.print_help()
     return 2
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    _share_metrics(settings)  # before anything imports prometheus_client
+    import uvicorn
+
+    from crystallise.api.app import create_app
+
+    host = args.host or settings.bind_host
+    port = args.port or settings.api_port
+    warn_if_open(settings, host)
+    mode = "" if settings.auth_enabled else " (dev mode: no service key)"
+    print(f"crystallise serve: listening on {host}:{port}{mode}", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    return 0
+
+
+def _upgrade_database(settings: Settings) -> int:
+    """`crystallise db upgrade`: the tables (Alembic) and, on PostgreSQL, the queue's."""
+    from crystallise.db.engine import upgrade_database
+
+    upgrade_database(settings.sqlalchemy_url)
+    if settings.is_postgres:
+        import asyncio
+
+        from crystallise.jobs.engine.queue import build_queue_app, ensure_queue_schema
+
+        async def queue_schema() -> None:
+            app = build_queue_app(settings.postgres_conninfo)
+            async with app.open_async():
+                await ensure_queue_schema(app)
+
+        asyncio.run(queue_schema())
+    print("database upgraded to head")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from crystallise.worker import run_worker
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
+    asyncio.run(run_worker(settings, args.concurrency))
+    return 0
 
 
 if __name__ == "__main__":

@@ -100,7 +100,6 @@ def prisma_command(args: Any, settings: Settings) -> int:
 def _job_counts(settings: Settings, args: Any) -> dict[str, Any]:
     from crystallise.db.engine import make_engine, make_session_factory
     from crystallise.db.jobs import JobStore
-    from crystallise.jobs.engine.spec import load_spec
     from crystallise.screening.prisma import prisma_counts
     from crystallise.screening.spec import ScreeningJobSpec
 
@@ -108,7 +107,7 @@ def _job_counts(settings: Settings, args: Any) -> dict[str, Any]:
     row = store.get_job("screening", args.job)
     if row is None:
         raise BadInput(f"{args.job}: neither a file nor a screening job in {settings.data_dir}")
-    spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    spec = row.spec(ScreeningJobSpec)
     threshold = args.threshold if args.threshold is not None else spec.threshold
     return {"job_id": row.id, **prisma_counts(store.iter_items(row.id), threshold)}
 

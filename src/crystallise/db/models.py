@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Base(DeclarativeBase):
@@ -49,6 +52,16 @@ class _JobColumns:
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def spec(self, cls: type[M]) -> M:
+        """The typed spec stored with the job (``config``), parsed once per row. ``model`` is
+        the row's model column, which version-0 indexer specs kept outside the config; the
+        spec's own model wins where it has one."""
+        parsed = getattr(self, "_parsed_spec", None)
+        if parsed is None or parsed[0] is not self.config or not isinstance(parsed[1], cls):
+            parsed = (self.config, cls.model_validate({"model": self.model, **(self.config or {})}))
+            self._parsed_spec = parsed
+        return parsed[1]
 
 
 class ScreeningJob(_JobColumns, Base):

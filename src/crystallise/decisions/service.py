@@ -4,6 +4,7 @@ paragraph (PRISMA 2020 items 8 and 16) built from the facts, never by a model.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from crystallise.config.limits import check_record_count
@@ -19,7 +20,6 @@ from crystallise.decisions.calibrate import (
 )
 from crystallise.decisions.stopping import consecutive_excludes, stopping
 from crystallise.errors import BadInput
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.screening.spec import ScreeningJobSpec
 
 STOPPING_METHOD = (
@@ -69,12 +69,19 @@ async def calibrate_job(
     result = await asyncio.to_thread(
         calibrate, records, body.target_recall, body.confidence, tuple(body.rules)
     )
-    facts = {"model": row.model, "model_version": row.model_version, "config": row.config or {}}
-    return _response(result, body, facts)
+    return _response(result, body, ScoredBy(row.spec(ScreeningJobSpec), row.model_version))
+
+
+@dataclass(frozen=True)
+class ScoredBy:
+    """What scored a job's records, for the methods paragraph: its spec and model version."""
+
+    spec: ScreeningJobSpec
+    model_version: str | None
 
 
 def _response(
-    result: Calibration, body: s.Targets, job: dict[str, Any] | None = None
+    result: Calibration, body: s.Targets, job: ScoredBy | None = None
 ) -> s.CalibrateResponse:
     figures = result.model_dump(include=set(CalibrationFigures.model_fields))
     for key in ("recall_estimate", "recall_lower_bound"):
@@ -94,18 +101,15 @@ def _round(value: float | None) -> float | None:
 
 
 def methods_report(
-    result: Calibration, target: float, confidence: float, job: dict[str, Any] | None = None
+    result: Calibration, target: float, confidence: float, job: ScoredBy | None = None
 ) -> str:
     """A paragraph for a methods section, from the facts of this calibration."""
     model = ""
     if job:
-        config = job["config"]
-        versions = ", ".join(
-            f"{k} {v}" for k, v in sorted(config.get("prompt_versions", {}).items())
-        )
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(job.spec.prompt_versions.items()))
         model = (
-            f"Records were scored 1-5 by {job['model']} (version {job['model_version'] or 'n/a'}) "
-            f"over {config.get('repetitions', '?')} repetitions with Crystallise (prompts: "
+            f"Records were scored 1-5 by {job.spec.model} (version {job.model_version or 'n/a'}) "
+            f"over {job.spec.repetitions} repetitions with Crystallise (prompts: "
             f"{versions or 'n/a'}). "
         )
     rules = ", ".join(result.rules)
@@ -195,7 +199,7 @@ def _listed(pair: tuple[float, float] | None) -> list[float] | None:
 
 
 def _job_threshold(row: Any) -> float:
-    spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    spec = row.spec(ScreeningJobSpec)
     return float(spec.threshold)
 
 

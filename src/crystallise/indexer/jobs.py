@@ -13,7 +13,6 @@ from crystallise.jobs.engine.failures import job_failure, too_many_failed
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.retirement import current_models
 from crystallise.jobs.engine.runner import JobContext, JobFunction, JobOutcome
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.llm.ask import plan_model
 from crystallise.llm.client import LLMClient
 from crystallise.llm.errors import LLMError
@@ -107,7 +106,7 @@ class IndexerJob:
 def make_indexer_job(settings: Settings, llm: LLMClient) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         assert ctx.row is not None
-        spec = load_spec(IndexerJobSpec, ctx.row.model, ctx.row.config)
+        spec = ctx.row.spec(IndexerJobSpec)
         spec = await current_models(ctx, settings, spec, ("model",))
         return await IndexerJob(ctx, spec, settings, llm).run()
 

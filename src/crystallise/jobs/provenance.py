@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import NotFound
 from crystallise.indexer.spec import IndexerJobSpec
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.screening.prisma import prisma_counts
 from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
@@ -86,8 +85,8 @@ async def provenance(services: Services, kind: JobKind, job_id: str) -> Provenan
 def job_spec(kind: JobKind, row: JobRow) -> ScreeningJobSpec | IndexerJobSpec:
     """The spec stored with a job, typed."""
     if kind == "screening":
-        return load_spec(ScreeningJobSpec, row.model, row.config or {})
-    return load_spec(IndexerJobSpec, row.model, row.config or {})
+        return row.spec(ScreeningJobSpec)
+    return row.spec(IndexerJobSpec)
 
 
 def _overrides(spec: ScreeningJobSpec | IndexerJobSpec) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from crystallise.db.jobs import JobRow
 from crystallise.errors import BadInput
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.jobs.submit import Submission, submit_screening
 from crystallise.records.parse import _title_key
 from crystallise.screening.schemas import Paper, ScreeningRequest
@@ -68,7 +67,7 @@ async def submit_update(
 ) -> tuple[JobRow, dict[str, Any]]:
     """The new job, and what was added, what duplicated an old paper, what can be reused."""
     row = await services.store.finished_job("screening", job_id, "update it")
-    spec = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    spec = row.spec(ScreeningJobSpec)
     old = [item.input for item in await services.store.all_items(job_id)]
     added, duplicates = split_new(old, papers)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from crystallise.llm.compat import CallIntent, Strategy, extract_json
+from crystallise.llm.compat import Strategy, extract_json
 from crystallise.llm.errors import ErrorCategory, LLMError
 
 
@@ -122,42 +122,21 @@ def _tool_calls(message: dict[str, Any], failures: list[str]) -> list[tuple[str,
 def to_result(
     completion: dict[str, Any],
     output_schema: type[BaseModel] | None,
-    intent: CallIntent,
     strategy: Strategy | None,
     headers: Any,
 ) -> ChatResult:
     """The completion's choices, parsed as the call's schema asks (``strategy``: how the
-    structured answer was asked for; None for free text or the caller's own tools)."""
+    structured answer was asked for; None for free text or the caller's own tools). Raises
+    ``SchemaMismatch`` when no choice is usable, and an item-level LLMError when the model
+    refused or was cut off."""
     choices: list[ChoiceResult] = []
     failures: list[tuple[str, str | None]] = []
     for choice in completion["choices"]:
-        message = choice.get("message") or {}
-        refusal = message.get("refusal")
-        tool_failures: list[str] = []
-        calls = _tool_calls(message, tool_failures)
-        content = message.get("content")
-        finish = choice.get("finish_reason")
-        parsed: Any = None
-        if refusal:
-            pass
-        elif finish == "length":
-            raise LLMError(
-                "Model answer was cut off (finish_reason=length); raise max_output_tokens.",
-                ErrorCategory.VALIDATION,
-                item=True,
-            )
-        elif strategy is not None:
-            text = _structured_text(content, calls, strategy, tool_failures)
-            try:
-                parsed = _parse_structured(text, output_schema, strategy)
-            except (ValidationError, json.JSONDecodeError) as exc:
-                failures.append((_mismatch_text(exc), text))
-                continue
-            if strategy is Strategy.TOOL_CALL:
-                calls, content = [], text
-        elif tool_failures:
-            failures.append((tool_failures[0], None))
-        choices.append(ChoiceResult(content, parsed, refusal, calls, finish, _logprobs(choice)))
+        read = _read_choice(choice, output_schema, strategy)
+        if isinstance(read, ChoiceResult):
+            choices.append(read)
+        else:
+            failures.append(read)
     if not choices and failures:
         raise SchemaMismatch(*failures[0])
     if choices and all(c.refusal for c in choices):
@@ -165,15 +144,45 @@ def to_result(
             f"Model refused the request: {choices[0].refusal}", ErrorCategory.VALIDATION, item=True
         )
     usage = completion.get("usage")
-    request_id = headers.get("x-request-id") if headers is not None else None
-    version = str(completion.get("model") or "")
     return ChatResult(
         choices,
         usage if isinstance(usage, dict) else None,
-        version,
-        request_id,
+        str(completion.get("model") or ""),
+        headers.get("x-request-id") if headers is not None else None,
         answered=len(completion["choices"]),
     )
+
+
+def _read_choice(
+    choice: dict[str, Any], output_schema: type[BaseModel] | None, strategy: Strategy | None
+) -> ChoiceResult | tuple[str, str | None]:
+    """One choice as the call asked for it, or what was wrong with it (and its text)."""
+    message = choice.get("message") or {}
+    refusal = message.get("refusal")
+    tool_failures: list[str] = []
+    calls = _tool_calls(message, tool_failures)
+    content = message.get("content")
+    finish = choice.get("finish_reason")
+    parsed: Any = None
+    if refusal:
+        pass
+    elif finish == "length":
+        raise LLMError(
+            "Model answer was cut off (finish_reason=length); raise max_output_tokens.",
+            ErrorCategory.VALIDATION,
+            item=True,
+        )
+    elif strategy is not None:
+        text = _structured_text(content, calls, strategy, tool_failures)
+        try:
+            parsed = _parse_structured(text, output_schema, strategy)
+        except (ValidationError, json.JSONDecodeError) as exc:
+            return (_mismatch_text(exc), text)
+        if strategy is Strategy.TOOL_CALL:
+            calls, content = [], text
+    elif tool_failures:
+        return (tool_failures[0], None)
+    return ChoiceResult(content, parsed, refusal, calls, finish, _logprobs(choice))
 
 
 def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -218,3 +227,20 @@ def _structured_text(
     if not text and tool_failures:
         return ""
     return text if strategy is Strategy.JSON_SCHEMA else extract_json(text)
+
+
+def read_response(response: Any, output_schema: type[BaseModel] | None) -> ChatResult:
+    """A Responses API answer (the SDK's ``Response``), parsed as ``output_schema`` asks."""
+    content = response.output_text
+    parsed: Any = None
+    if output_schema is not None:
+        try:
+            parsed = output_schema.model_validate_json(content)
+        except ValidationError as exc:
+            raise LLMError(
+                f"Model answer did not match the response schema: {exc.error_count()} errors",
+                ErrorCategory.TRANSIENT,
+                bad_answer=True,
+            ) from exc
+    usage = response.usage.model_dump() if response.usage else None
+    return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)

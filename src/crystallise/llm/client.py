@@ -22,22 +22,20 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from crystallise.common import metrics, tracing
 from crystallise.config.model_capabilities import (
     ModelCapabilities,
-    capabilities_for,
     note_model,
-    validate_request,
 )
 from crystallise.config.settings import Settings
 from crystallise.llm.answers import (
     ChatResult,
-    ChoiceResult,
     SchemaMismatch,
     completion_body,
     merge_results,
+    read_response,
     repair_messages,
     to_result,
 )
@@ -59,9 +57,8 @@ from crystallise.llm.shaping import (
     CallOptions,
     PreparedCall,
     prepare_call,
-    responses_kwargs,
+    prepare_responses,
 )
-from crystallise.llm.tokens import estimate_text_tokens
 
 # A model answer that fails its schema is asked for once more, then reported.
 SCHEMA_RETRIES = 1
@@ -245,7 +242,7 @@ class LLMClient:
         if not isinstance(completion.get("choices"), list):
             raise LLMError("provider answer has no choices", ErrorCategory.TRANSIENT, item=True)
         try:
-            return to_result(completion, call.output_schema, call.intent, strategy, None)
+            return to_result(completion, call.output_schema, strategy, None)
         except SchemaMismatch as exc:
             raise LLMError(
                 f"Model answer did not match the schema: {exc}",
@@ -333,7 +330,7 @@ class LLMClient:
             strategy = profile.strategy if intent.schema is not None else None
             completion = completion_body(response)
             _observe_usage(intent.model, completion.get("usage"), completion.get("model"))
-            result = to_result(completion, output_schema, intent, strategy, response.headers)
+            result = to_result(completion, output_schema, strategy, response.headers)
             note_model(intent.model, result.model_version)
             return result
 
@@ -457,18 +454,8 @@ class LLMClient:
     ) -> ChatResult:
         """A Responses API call (used with file_search over vector stores)."""
         key = self.resolve_key(api_key, request_key)
-        text = input_text if isinstance(input_text, str) else json.dumps(input_text)
-        validate_request(
-            model,
-            input_tokens=estimate_text_tokens(text + (instructions or "")),
-            max_output_tokens=max_output_tokens,
-            structured_output=output_schema is not None,
-            tools=bool(tools),
-            today=self.settings.today,
-            caps=capabilities_for(self.settings, model),
-        )
-        kwargs = responses_kwargs(
-            model, input_text, instructions, output_schema, tools, max_output_tokens
+        kwargs = prepare_responses(
+            self.settings, input_text, model, instructions, output_schema, tools, max_output_tokens
         )
         client = self.openai_client(key)
         limiter = self.limiter(key, model)
@@ -481,21 +468,9 @@ class LLMClient:
                     limiter.observe(exc.response.headers, exc.status_code)
                     raise
                 limiter.observe(raw.headers, raw.status_code)
-            response = raw.parse()
-            content = response.output_text
-            parsed: Any = None
-            if output_schema is not None:
-                try:
-                    parsed = output_schema.model_validate_json(content)
-                except ValidationError as exc:
-                    raise LLMError(
-                        f"Model answer did not match the response schema: {exc.error_count()} errors",
-                        ErrorCategory.TRANSIENT,
-                        bad_answer=True,
-                    ) from exc
-            usage = response.usage.model_dump() if response.usage else None
-            _observe_usage(model, usage)
-            return ChatResult([ChoiceResult(content, parsed)], usage, response.model, response.id)
+            result = read_response(raw.parse(), output_schema)
+            _observe_usage(model, result.usage)
+            return result
 
         return await within_deadline(
             async_retry_with_backoff(

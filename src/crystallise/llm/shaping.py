@@ -128,7 +128,32 @@ def _schema_tokens(model: type[BaseModel]) -> int:
     return estimate_text_tokens(json.dumps(strict_schema(model)))
 
 
-def responses_kwargs(
+def prepare_responses(
+    settings: Settings,
+    input_text: str | list[dict[str, Any]],
+    model: str,
+    instructions: str | None,
+    output_schema: type[BaseModel] | None,
+    tools: list[dict[str, Any]] | None,
+    max_output_tokens: int | None,
+) -> dict[str, Any]:
+    """A Responses API call checked against the model's limits, as the SDK's arguments."""
+    text = input_text if isinstance(input_text, str) else json.dumps(input_text)
+    validate_request(
+        model,
+        input_tokens=estimate_text_tokens(text + (instructions or "")),
+        max_output_tokens=max_output_tokens,
+        structured_output=output_schema is not None,
+        tools=bool(tools),
+        today=settings.today,
+        caps=capabilities_for(settings, model),
+    )
+    return _responses_kwargs(
+        model, input_text, instructions, output_schema, tools, max_output_tokens
+    )
+
+
+def _responses_kwargs(
     model: str,
     input_text: str | list[dict[str, Any]],
     instructions: str | None,

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from crystallise.common.types import check_threshold
 from crystallise.db.jobs import JobKind, JobRow, JobStore
 from crystallise.indexer.spec import IndexerJobSpec
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.records.export import (
     MEDIA_TYPES,
     ExportFormat,
@@ -31,9 +30,9 @@ class Export:
 def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPlan:
     """The columns and decision rule of one job's export (the job's threshold by default)."""
     if kind == "indexer":
-        spec = load_spec(IndexerJobSpec, row.model, row.config or {})
+        spec = row.spec(IndexerJobSpec)
         return ExportPlan("indexer", fields=[f.name for f in spec.fields])
-    screening = load_spec(ScreeningJobSpec, row.model, row.config or {})
+    screening = row.spec(ScreeningJobSpec)
     check_threshold(threshold, "threshold")
     clusters = {
         int(c["cluster_id"]): str(c.get("label", "")) for c in getattr(row, "clusters", None) or []

@@ -89,60 +89,38 @@ class ClusteringStages:
         return sample
 
     async def _themes(self, rows: list[tuple[int, float, str]]) -> list[dict[str, Any]]:
-        sample = self._sample(rows)
-        chunks: list[list[str]] = [[]]
-        budget = 0
-        for score, text in sample:
-            line = f"- (score {score:.1f}) {text}"
-            cost = estimate_text_tokens(line) + 4
-            if chunks[-1] and budget + cost > CHUNK_TOKENS:
-                chunks.append([])
-                budget = 0
-            chunks[-1].append(line)
-            budget += cost
+        """Themes of a sample of the reasons: one call per chunk of them, then one call to
+        merge the chunks' themes when there are several (or too many)."""
+        chunks = _chunks(self._sample(rows))
         system = (prompts.THEME_GENERATION.system or "").format(max_themes=THEMES_PER_CHUNK)
         calls = [
-            self._chat(
-                False,
-                [
-                    {"role": "system", "content": system},
-                    {
-                        "role": "user",
-                        "content": prompts.THEME_GENERATION.render_user(
-                            job_context=self.context, texts="\n".join(chunk)
-                        ),
-                    },
-                ],
-                output_schema=ThemesOutput,
+            self._ask_themes(
+                system,
+                prompts.THEME_GENERATION.render_user(
+                    job_context=self.context, texts="\n".join(chunk)
+                ),
             )
             for chunk in chunks
         ]
-        candidates = [t for r in await asyncio.gather(*calls) for t in r.parsed.themes]
+        candidates = [theme for found in await asyncio.gather(*calls) for theme in found]
         if len(chunks) > 1 or len(candidates) > MAX_THEMES:
-            merge_system = (prompts.THEME_MERGE.system or "").format(max_themes=MAX_THEMES)
             listing = "\n".join(f"- {t.label}: {t.description}" for t in candidates)
-            merged = await self._chat(
-                False,
-                [
-                    {"role": "system", "content": merge_system},
-                    {
-                        "role": "user",
-                        "content": prompts.THEME_MERGE.render_user(
-                            job_context=self.context, themes=listing
-                        ),
-                    },
-                ],
-                output_schema=ThemesOutput,
+            candidates = await self._ask_themes(
+                (prompts.THEME_MERGE.system or "").format(max_themes=MAX_THEMES),
+                prompts.THEME_MERGE.render_user(job_context=self.context, themes=listing),
             )
-            candidates = merged.parsed.themes
         unique: dict[str, Any] = {}
         for theme in candidates:
             unique.setdefault(theme.label.strip().lower(), theme)
-        themes = list(unique.values())[:MAX_THEMES]
         return [
             {"cluster_id": i, "label": t.label, "description": t.description, "count": 0}
-            for i, t in enumerate(themes, 1)
+            for i, t in enumerate(list(unique.values())[:MAX_THEMES], 1)
         ]
+
+    async def _ask_themes(self, system: str, user: str) -> list[Any]:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        result = await self._chat(False, messages, output_schema=ThemesOutput)
+        return list(result.parsed.themes)
 
     # ---- stage 4: assignment ---------------------------------------------------------
     async def _assign_batch(
@@ -256,3 +234,18 @@ class ClusteringStages:
                 }
             )
         return out
+
+
+def _chunks(sample: list[tuple[float, str]]) -> list[list[str]]:
+    """The sampled reasons as prompt lines, packed into chunks of at most CHUNK_TOKENS."""
+    chunks: list[list[str]] = [[]]
+    budget = 0
+    for score, text in sample:
+        line = f"- (score {score:.1f}) {text}"
+        cost = estimate_text_tokens(line) + 4
+        if chunks[-1] and budget + cost > CHUNK_TOKENS:
+            chunks.append([])
+            budget = 0
+        chunks[-1].append(line)
+        budget += cost
+    return chunks

@@ -5,7 +5,6 @@ from __future__ import annotations
 from crystallise.config.settings import Settings
 from crystallise.jobs.engine.retirement import current_models
 from crystallise.jobs.engine.runner import JobContext, JobFunction, JobOutcome
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.llm.client import LLMClient
 from crystallise.screening.mock import mock_screen_papers
 from crystallise.screening.pipeline import screen_papers
@@ -16,7 +15,7 @@ def make_screening_job(settings: Settings, llm: LLMClient) -> JobFunction:
     async def run(ctx: JobContext) -> JobOutcome:
         job = ctx.row
         assert job is not None
-        spec = load_spec(ScreeningJobSpec, job.model, job.config)
+        spec = job.spec(ScreeningJobSpec)
         fields: tuple[str, ...] = ("model", "clustering_model")
         if spec.assignment_model:  # jobs stored before it existed have none
             fields += ("assignment_model",)

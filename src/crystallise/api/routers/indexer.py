@@ -12,6 +12,7 @@ from crystallise.indexer import helpers
 from crystallise.indexer import schemas as s
 from crystallise.indexer.estimate import DISCLAIMER, estimate_indexing
 from crystallise.indexer.pipeline import USAGE_KEYS
+from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.submit import (
     extraction_model,
     model_warnings,
@@ -83,7 +84,7 @@ def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
         estimated_cost_usd=row.estimated_cost_usd,
         model_version=row.model_version,
         model=row.model,
-        warnings=(row.config or {}).get("warnings") or None,
+        warnings=row.spec(IndexerJobSpec).warnings or None,
         created_at=iso(row.created_at),
         completed_at=iso(row.completed_at),
     )

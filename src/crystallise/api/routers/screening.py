@@ -16,7 +16,6 @@ from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
-from crystallise.jobs.engine.spec import load_spec
 from crystallise.jobs.submit import (
     check_scoring,
     model_warnings,
@@ -53,7 +52,7 @@ def _summary(row: JobRow) -> s.ScreeningJobSummary:
 
 
 def _spec(row: JobRow) -> ScreeningJobSpec:
-    return load_spec(ScreeningJobSpec, row.model, row.config or {})
+    return row.spec(ScreeningJobSpec)
 
 
 def _threshold(row: JobRow) -> float:
@@ -85,7 +84,7 @@ def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobRespons
         stage_timings=row.stage_timings,  # type: ignore[union-attr]
         model=row.model,
         model_version=row.model_version,
-        warnings=(row.config or {}).get("warnings") or None,
+        warnings=row.spec(ScreeningJobSpec).warnings or None,
         failed_count=sum(1 for r in results if "error" in r) if results is not None else None,
         errors=row.errors or None,
         papers_count=row.item_count,
