@@ -157,7 +157,7 @@ def _estimate(services: Any, body: Any) -> dict[str, Any]:
         capabilities=capabilities_for(services.settings, main.model),
         scoring=body.scoring,
         batch=body.batch,
-    )
+    ).model_dump()
 
 
 def main() -> None:

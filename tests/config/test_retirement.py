@@ -114,7 +114,7 @@ def test_estimate_and_cost_ceiling_price_the_successor(
             clustering_model="gpt-4.1",
             assignment_model="gpt-5.4-nano",  # the labelling model, as by default
             **request,
-        )["estimated_cost_usd"]
+        ).estimated_cost_usd
         assert after["estimated_cost_usd"] == pytest.approx(expected)
         assert after["estimated_cost_usd"] > before["estimated_cost_usd"]
         # a budget that covered the old model does not cover the one that will run
@@ -126,7 +126,7 @@ def test_estimate_and_cost_ceiling_price_the_successor(
             papers_count=3,
             repetitions=5,
             criteria_count=3,
-        )["estimated_cost_usd"]
+        ).estimated_cost_usd
         refused = client.post(
             "/v1/screening/jobs", json={**small, "max_estimated_cost_usd": small_before * 1.01}
         )

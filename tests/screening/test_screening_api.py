@@ -231,7 +231,7 @@ def test_assignment_on_the_labelling_model_halves_a_large_estimate() -> None:
     default = estimate_screening(
         model="gpt-5-nano", clustering_model="gpt-4.1", assignment_model="gpt-5-nano", **shape
     )
-    assert default["estimated_cost_usd"] < 0.6 * on_large["estimated_cost_usd"]
+    assert default.estimated_cost_usd < 0.6 * on_large.estimated_cost_usd
 
 
 # ---- real mode against the fake server ---------------------------------------------------

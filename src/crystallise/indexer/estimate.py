@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
+from pydantic import BaseModel
+
 from crystallise.indexer.schema_builder import build_extraction_tool
 from crystallise.indexer.schemas import IndexerField
 from crystallise.llm.cost import estimate_cost
@@ -25,15 +27,23 @@ def _system_tokens() -> int:
     return count_tokens(prompts.EXTRACTION.system or "")
 
 
+class IndexingEstimate(BaseModel):
+    """What an extraction over ``record_count`` records is expected to use and cost."""
+
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost_usd: float
+
+
 def estimate_indexing(
     model: str, fields: list[IndexerField], record_count: int
-) -> dict[str, float | int]:
+) -> IndexingEstimate:
     tool_tokens = count_tokens(json.dumps(build_extraction_tool(fields)))
     per_record_in = _system_tokens() + tool_tokens + AVG_RECORD_TOKENS + 20
     per_record_out = OUTPUT_TOKENS_PER_FIELD * len(fields)
     inp, out = per_record_in * record_count, per_record_out * record_count
-    return {
-        "estimated_input_tokens": inp,
-        "estimated_output_tokens": out,
-        "estimated_cost_usd": round(estimate_cost(model, inp, out), 4),
-    }
+    return IndexingEstimate(
+        estimated_input_tokens=inp,
+        estimated_output_tokens=out,
+        estimated_cost_usd=round(estimate_cost(model, inp, out), 4),
+    )

@@ -29,9 +29,15 @@ from crystallise.config.settings import Settings
 from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer import mock as indexer_mock
+from crystallise.indexer.estimate import DISCLAIMER as INDEXING_DISCLAIMER
 from crystallise.indexer.estimate import estimate_indexing
 from crystallise.indexer.pipeline import errors_of, run_records
-from crystallise.indexer.schemas import IndexerRequest, IndexerRunResponse
+from crystallise.indexer.schemas import (
+    IndexerEstimateRequest,
+    IndexerEstimateResponse,
+    IndexerRequest,
+    IndexerRunResponse,
+)
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.budget import check_budget
 from crystallise.jobs.engine.spec import JobSpec, prompt_versions
@@ -40,9 +46,10 @@ from crystallise.llm.ask import plan_model
 from crystallise.llm.cost import reasoning_per_answer
 from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.screening.criteria import normalise_criteria
+from crystallise.screening.estimate import DISCLAIMER as SCREENING_DISCLAIMER
 from crystallise.screening.estimate import estimate_screening, format_usd
 from crystallise.screening.reuse import reuse_keys
-from crystallise.screening.schemas import ScreeningRequest
+from crystallise.screening.schemas import EstimateRequest, EstimateResponse, ScreeningRequest
 from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
 from crystallise.tenancy import job_owner
@@ -153,7 +160,7 @@ def _screening_cost(
         measured_reasoning=measured_reasoning,
         reused=reused,
     )
-    return float(estimate["estimated_cost_usd"])
+    return estimate.estimated_cost_usd
 
 
 def indexer_spec(
@@ -175,7 +182,7 @@ def indexer_spec(
         prompt_versions=versions,
     )
     estimate = estimate_indexing(choice.model, body.fields, len(body.selected_records()))
-    return spec, float(estimate["estimated_cost_usd"]), None
+    return spec, estimate.estimated_cost_usd, None
 
 
 def _versions(prefix: str, overridable: str, override: str | None) -> dict[str, str]:
@@ -346,4 +353,47 @@ async def run_indexing(
         model_version=version,
         model=choice.model,
         warnings=model_warnings(choice) or None,
+    )
+
+
+def estimate_screening_job(services: Services, body: EstimateRequest) -> EstimateResponse:
+    """``POST /v1/screening/estimate``: the price of a job before it is sent, with the
+    models, scoring and measured hidden reasoning a submission would use. Synchronous (it
+    reads recent usage from the database): call it off the event loop."""
+    main, clustering = screening_models(services, body.model)
+    figures = estimate_screening(
+        model=main.model,
+        clustering_model=clustering.model,
+        assignment_model=services.settings.assignment_model or main.model,
+        papers_count=body.papers_count,
+        repetitions=body.repetitions,
+        criteria_count=body.criteria_count,
+        capabilities=capabilities_for(services.settings, main.model),
+        scoring=check_scoring(services.settings, main.model, body.scoring),
+        batch=body.batch,
+        measured_reasoning=reasoning_per_answer(
+            services.jobs.recent_usage_tallies(main.model), main.model
+        ),
+    )
+    return EstimateResponse(
+        **figures.model_dump(exclude={"calls"}),
+        model=main.model,
+        warnings=model_warnings(main, clustering) or None,
+        papers_count=body.papers_count,
+        repetitions=body.repetitions,
+        disclaimer=SCREENING_DISCLAIMER,
+    )
+
+
+def estimate_indexing_job(
+    services: Services, body: IndexerEstimateRequest
+) -> IndexerEstimateResponse:
+    """``POST /v1/indexer/estimate``: the price of an extraction before it is sent."""
+    choice = extraction_model(services, body.model)
+    figures = estimate_indexing(choice.model, body.fields, body.record_count)
+    return IndexerEstimateResponse(
+        **figures.model_dump(),
+        model=choice.model,
+        warnings=model_warnings(choice) or None,
+        disclaimer=INDEXING_DISCLAIMER,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+
+from pydantic import BaseModel
 
 from crystallise.config.model_capabilities import ModelCapabilities, get_capabilities
 from crystallise.llm.cost import estimate_cost
@@ -63,6 +64,19 @@ def label_calls_per_paper(caps: ModelCapabilities, repetitions: int) -> int:
     return 1 if caps.supports_n or repetitions == 1 else repetitions
 
 
+class ScreeningEstimate(BaseModel):
+    """What a screening job is expected to use and cost (the estimate endpoint's figures,
+    and the submission's ceiling check)."""
+
+    estimated_input_tokens: int
+    estimated_cached_input_tokens: int
+    estimated_output_tokens: int
+    cost_per_paper_usd: float
+    assumptions: list[str]
+    estimated_cost_usd: float
+    calls: int
+
+
 def estimate_screening(
     *,
     model: str,
@@ -77,7 +91,7 @@ def estimate_screening(
     batch: bool = False,
     measured_reasoning: float | None = None,
     reused: int = 0,
-) -> dict[str, Any]:
+) -> ScreeningEstimate:
     """Tokens and USD for labelling, reasoning, clustering and assignment: the shared prefix
     cached after each stage's first call, a paper's prompt cached for its repetitions 2..n;
     ``scoring="distribution"``: one answer per paper; ``batch``: Batch API prices;
@@ -109,17 +123,17 @@ def estimate_screening(
     main_in, main_out = label_in + reason_in, label_out + reason_out
     main_cost = estimate_cost(model, main_in, main_out, label_cached + reason_cached)
     cost = main_cost * (BATCH_DISCOUNT if batch else 1.0) + cluster_cost
-    return {
-        "estimated_input_tokens": int(main_in + cluster_in),
-        "estimated_cached_input_tokens": int(label_cached + reason_cached),
-        "estimated_output_tokens": int(main_out + cluster_out),
-        "cost_per_paper_usd": round(cost / max(total_papers, 1), 8),
-        "assumptions": _assumptions(
+    return ScreeningEstimate(
+        estimated_input_tokens=int(main_in + cluster_in),
+        estimated_cached_input_tokens=int(label_cached + reason_cached),
+        estimated_output_tokens=int(main_out + cluster_out),
+        cost_per_paper_usd=round(cost / max(total_papers, 1), 8),
+        assumptions=_assumptions(
             caps, calls, per_answer_extra, label_cached > 0, scoring, batch, measured_reasoning
         ),
-        "estimated_cost_usd": round(cost, 4),
-        "calls": papers_count * (calls + 1) + batches + 3,
-    }
+        estimated_cost_usd=round(cost, 4),
+        calls=papers_count * (calls + 1) + batches + 3,
+    )
 
 
 def _reasoning_tokens(

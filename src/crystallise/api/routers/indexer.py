@@ -10,11 +10,10 @@ from crystallise.config.model_capabilities import ModelChoice
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.indexer import helpers
 from crystallise.indexer import schemas as s
-from crystallise.indexer.estimate import DISCLAIMER, estimate_indexing
 from crystallise.indexer.pipeline import USAGE_KEYS
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.submit import (
-    extraction_model,
+    estimate_indexing_job,
     model_warnings,
     run_indexing,
     submit_indexing,
@@ -100,16 +99,7 @@ async def get_job(job_id: str, services: ServicesDep) -> s.IndexerJobResponse:
     "/estimate", response_model=s.IndexerEstimateResponse, response_model_exclude_none=True
 )
 def estimate(body: s.IndexerEstimateRequest, services: ServicesDep) -> s.IndexerEstimateResponse:
-    choice = extraction_model(services, body.model)
-    figures = estimate_indexing(choice.model, body.fields, body.record_count)
-    return s.IndexerEstimateResponse(
-        model=choice.model,
-        warnings=_warnings(choice),
-        estimated_input_tokens=int(figures["estimated_input_tokens"]),
-        estimated_output_tokens=int(figures["estimated_output_tokens"]),
-        estimated_cost_usd=float(figures["estimated_cost_usd"]),
-        disclaimer=DISCLAIMER,
-    )
+    return estimate_indexing_job(services, body)
 
 
 def _helpers(services: Services, key: str | None) -> HelperContext:

@@ -14,19 +14,14 @@ from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
-from crystallise.config.model_capabilities import capabilities_for
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.jobs.submit import (
-    check_scoring,
-    model_warnings,
-    screening_models,
+    estimate_screening_job,
     submit_screening,
 )
 from crystallise.jobs.update import submit_update
-from crystallise.llm.cost import reasoning_per_answer
 from crystallise.screening import schemas as s
 from crystallise.screening.assessment import with_reason
-from crystallise.screening.estimate import DISCLAIMER, estimate_screening
 from crystallise.screening.prisma import prisma_counts, prisma_svg
 from crystallise.screening.spec import ScreeningJobSpec
 
@@ -167,29 +162,7 @@ async def results_page(
 
 @router.post("/estimate", response_model=s.EstimateResponse, response_model_exclude_none=True)
 def estimate(body: s.EstimateRequest, services: ServicesDep) -> s.EstimateResponse:
-    main, clustering = screening_models(services, body.model)
-    figures = estimate_screening(
-        model=main.model,
-        clustering_model=clustering.model,
-        assignment_model=services.settings.assignment_model or main.model,
-        papers_count=body.papers_count,
-        repetitions=body.repetitions,
-        criteria_count=body.criteria_count,
-        capabilities=capabilities_for(services.settings, main.model),
-        scoring=check_scoring(services.settings, main.model, body.scoring),
-        batch=body.batch,
-        measured_reasoning=reasoning_per_answer(
-            services.jobs.recent_usage_tallies(main.model), main.model
-        ),
-    )
-    return s.EstimateResponse(
-        **figures,  # type: ignore[arg-type]
-        model=main.model,
-        warnings=model_warnings(main, clustering) or None,
-        papers_count=body.papers_count,
-        repetitions=body.repetitions,
-        disclaimer=DISCLAIMER,
-    )
+    return estimate_screening_job(services, body)
 
 
 @router.post("/jobs/{job_id}/update", response_model=s.JobUpdated)
