@@ -1,9 +1,12 @@
 """Benchmark: sustained structured calls against a rate-limited fake provider.
 
-    uv run --frozen python -m bench.llm_throughput [--latency 1.0] [--rpm 3000] [--calls 3000] [--fixed-calls 400]
+    uv run --frozen python -m bench.llm_throughput [--latency 1.0] [--rpm 3000] [--calls 3000] [--fixed-calls 400] [--hundred-calls 3000] [--httpx-baseline] [--profile]
 
 Prints achieved requests/minute as a share of the limit, the 429 count, and client CPU time
-per call, for adaptive concurrency and for the fixed default of 10, in the same run.
+per call, for adaptive concurrency, for the fixed default of 10, and for 100 calls held in
+flight (``fixed-100``: CRYSTALLISE_MAX_CONCURRENT_REQUESTS=100 against a limit it never
+reaches, the client's CPU per call at that load), in the same run. ``--profile`` prints
+where the fixed-100 mode's CPU went (cProfile, by package).
 """
 
 from __future__ import annotations
@@ -29,15 +32,23 @@ class Score(BaseModel):
 
 
 async def run_mode(
-    fake: FakeProcess, *, adaptive: bool, calls: int, latency: float, rpm: int
+    fake: FakeProcess,
+    *,
+    adaptive: bool,
+    calls: int,
+    latency: float,
+    rpm: int,
+    concurrency: int | None = None,
 ) -> dict[str, float]:
     fake.reset(latency_s=latency, rpm=rpm)
+    extra = {} if concurrency is None else {"max_concurrent_requests": concurrency}
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         openai_base_url=fake.url,
         openai_api_key="sk-bench-000000000000",
         adaptive_concurrency=adaptive,
         data_dir=tempfile.gettempdir(),
+        **extra,
     )
     client = LLMClient(settings)
     system = {"role": "system", "content": "Rate the paper against the criteria from 1 to 5."}
@@ -76,38 +87,124 @@ async def run_mode(
     }
 
 
+def _profiled(fake: FakeProcess, calls: int, latency: float) -> dict[str, float]:
+    """The fixed-100 mode under cProfile; prints own CPU time by package."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)  # CPU time, not waiting
+    profiler.enable()
+    result = asyncio.run(
+        run_mode(fake, adaptive=False, calls=calls, latency=latency, rpm=1_000_000, concurrency=100)
+    )
+    profiler.disable()
+    by_package: dict[str, float] = {}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _line, name), (_cc, _nc, own, _cum, _callers) in stats.items():
+        parts = filename.replace("\\", "/").split("/")
+        package = next(
+            (parts[i + 1] for i, part in enumerate(parts[:-1]) if part == "site-packages"),
+            "crystallise" if "crystallise" in parts else (parts[-1] or "builtins"),
+        )
+        if package == "~":  # a C function: name it
+            package = name
+        by_package[package] = by_package.get(package, 0.0) + own
+    total = sum(by_package.values())
+    print("| package | own CPU ms/call | share |\n|---|---|---|")
+    for package, own in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"| {package} | {1000 * own / calls:.3f} | {own / total:.1%} |")
+    return result
+
+
+def _on_httpx(fake: FakeProcess, args: argparse.Namespace) -> dict[str, float]:
+    """fixed-100 with the SDK's default transport (httpx) instead of aiohttp: the baseline."""
+    import openai
+
+    from crystallise.llm import client as client_module
+
+    aiohttp_client = client_module.DefaultAioHttpClient
+    client_module.DefaultAioHttpClient = openai.DefaultAsyncHttpxClient  # type: ignore[misc]
+    try:
+        return asyncio.run(
+            run_mode(
+                fake,
+                adaptive=False,
+                calls=args.hundred_calls,
+                latency=args.latency,
+                rpm=1_000_000,
+                concurrency=100,
+            )
+        )
+    finally:
+        client_module.DefaultAioHttpClient = aiohttp_client  # type: ignore[misc]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--rpm", type=int, default=3000)
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--fixed-calls", type=int, default=400)
+    parser.add_argument("--hundred-calls", type=int, default=3000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--httpx-baseline",
+        action="store_true",
+        help="also run fixed-100 on the SDK's default httpx transport (the previous client)",
+    )
     args = parser.parse_args()
     os.environ.pop("OPENAI_API_KEY", None)
+    rows = []
     with fake_server() as fake:
-        rows = [
-            (
-                "adaptive",
-                asyncio.run(
-                    run_mode(
-                        fake, adaptive=True, calls=args.calls, latency=args.latency, rpm=args.rpm
-                    )
-                ),
-            ),
-            (
-                "fixed-10",
-                asyncio.run(
+        if args.calls:
+            rows.append(
+                (
+                    "adaptive",
+                    asyncio.run(
+                        run_mode(
+                            fake,
+                            adaptive=True,
+                            calls=args.calls,
+                            latency=args.latency,
+                            rpm=args.rpm,
+                        )
+                    ),
+                )
+            )
+        if args.fixed_calls:
+            rows.append(
+                (
+                    "fixed-10",
+                    asyncio.run(
+                        run_mode(
+                            fake,
+                            adaptive=False,
+                            calls=args.fixed_calls,
+                            latency=args.latency,
+                            rpm=args.rpm,
+                        )
+                    ),
+                )
+            )
+        if args.hundred_calls and args.httpx_baseline:
+            rows.append(("fixed-100, httpx transport", _on_httpx(fake, args)))
+        if args.hundred_calls:
+            hundred = (
+                _profiled(fake, args.hundred_calls, args.latency)
+                if args.profile
+                else asyncio.run(
                     run_mode(
                         fake,
                         adaptive=False,
-                        calls=args.fixed_calls,
+                        calls=args.hundred_calls,
                         latency=args.latency,
-                        rpm=args.rpm,
+                        rpm=1_000_000,
+                        concurrency=100,
                     )
-                ),
-            ),
-        ]
-    print(f"latency={args.latency}s limit={args.rpm} RPM")
+                )
+            )
+            rows.append(("fixed-100", hundred))
+    print(f"latency={args.latency}s limit={args.rpm} RPM (fixed-100: no limit reached)")
     print(
         "| mode | calls | wall s | achieved RPM | share of limit | 429s (% of attempts) | client CPU ms/call | peak concurrency |"
     )

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx2
 import openai
-from openai import AsyncAzureOpenAI, AsyncOpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
@@ -171,6 +171,7 @@ class LLMClient:
             "api_key": api_key,
             "max_retries": 0,  # we retry ourselves; never multiply attempts
             "timeout": self.settings.request_timeout_s,
+            "http_client": DefaultAioHttpClient(timeout=self.settings.request_timeout_s),
         }
         if self.settings.is_azure:
             return AsyncAzureOpenAI(
