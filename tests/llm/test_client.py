@@ -226,3 +226,24 @@ async def test_local_server_models_get_max_tokens(tmp_path: object, fake: FakeOp
     await azure.chat(MESSAGES, model="gpt-4.1", max_output_tokens=64)  # OpenAI's rules
     assert fake.requests()[-1]["body"]["max_completion_tokens"] == 64
     await azure.aclose()
+
+
+async def test_calls_go_over_the_aiohttp_transport_with_the_settings_timeout(
+    tmp_path: object, fake: FakeOpenAIServer
+) -> None:
+    """The pooled client speaks HTTP through aiohttp (issue 28: client CPU per call), and the
+    request timeout still bounds a call that outlives it (as a retryable timeout)."""
+    from openai._vendor.httpx_aiohttp import AiohttpTransport
+
+    llm = LLMClient(make_settings(tmp_path, fake, request_timeout_s=0.5), retry_delays=[])
+    try:
+        assert (await llm.chat(MESSAGES, model="gpt-4.1")).content
+        (root,) = llm._roots.values()
+        assert isinstance(root._client._transport, AiohttpTransport)
+        fake.configure(latency_s=3.0)
+        started = time.monotonic()
+        with pytest.raises(LLMError) as caught:
+            await llm.chat(MESSAGES, model="gpt-4.1")
+        assert caught.value.retryable and time.monotonic() - started < 2.5
+    finally:
+        await llm.aclose()
