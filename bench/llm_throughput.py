@@ -94,9 +94,7 @@ def _profiled(fake: FakeProcess, calls: int, latency: float) -> dict[str, float]
 
     profiler = cProfile.Profile(time.process_time)  # CPU time, not waiting
     profiler.enable()
-    result = asyncio.run(
-        run_mode(fake, adaptive=False, calls=calls, latency=latency, rpm=1_000_000, concurrency=100)
-    )
+    result = _fixed_100(fake, calls, latency)
     profiler.disable()
     by_package: dict[str, float] = {}
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
@@ -116,6 +114,12 @@ def _profiled(fake: FakeProcess, calls: int, latency: float) -> dict[str, float]
     return result
 
 
+def _fixed_100(fake: FakeProcess, calls: int, latency: float) -> dict[str, float]:
+    return asyncio.run(
+        run_mode(fake, adaptive=False, calls=calls, latency=latency, rpm=1_000_000, concurrency=100)
+    )
+
+
 def _on_httpx(fake: FakeProcess, args: argparse.Namespace) -> dict[str, float]:
     """fixed-100 with the SDK's default transport (httpx) instead of aiohttp: the baseline."""
     import openai
@@ -125,16 +129,7 @@ def _on_httpx(fake: FakeProcess, args: argparse.Namespace) -> dict[str, float]:
     aiohttp_client = client_module.DefaultAioHttpClient
     client_module.DefaultAioHttpClient = openai.DefaultAsyncHttpxClient  # type: ignore[misc]
     try:
-        return asyncio.run(
-            run_mode(
-                fake,
-                adaptive=False,
-                calls=args.hundred_calls,
-                latency=args.latency,
-                rpm=1_000_000,
-                concurrency=100,
-            )
-        )
+        return _fixed_100(fake, args.hundred_calls, args.latency)
     finally:
         client_module.DefaultAioHttpClient = aiohttp_client  # type: ignore[misc]
 
@@ -189,20 +184,8 @@ def main() -> None:
         if args.hundred_calls and args.httpx_baseline:
             rows.append(("fixed-100, httpx transport", _on_httpx(fake, args)))
         if args.hundred_calls:
-            hundred = (
-                _profiled(fake, args.hundred_calls, args.latency)
-                if args.profile
-                else asyncio.run(
-                    run_mode(
-                        fake,
-                        adaptive=False,
-                        calls=args.hundred_calls,
-                        latency=args.latency,
-                        rpm=1_000_000,
-                        concurrency=100,
-                    )
-                )
-            )
+            run = _profiled if args.profile else _fixed_100
+            hundred = run(fake, args.hundred_calls, args.latency)
             rows.append(("fixed-100", hundred))
     print(f"latency={args.latency}s limit={args.rpm} RPM (fixed-100: no limit reached)")
     print(

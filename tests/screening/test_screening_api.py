@@ -161,6 +161,11 @@ def test_unknown_job_is_404(client: TestClient) -> None:
         ({"papers": [{"id": "a"}], "repetitions": 0}, "repetitions"),
         ({"papers": [{"id": "a"}], "repetitions": 21}, "repetitions"),
         ({"papers": [{"id": "a"}], "clusters_type": "both"}, "clusters_type"),
+        (
+            {"papers": [{"id": "a"}], "criteria": [{"name": "P", "value": ["a"]}]},
+            "criteria[0].value",
+        ),
+        ({"papers": [{"id": "a"}], "criteria": ["adults"]}, "criteria[0]"),
     ],
 )
 def test_bad_input_is_400(client: TestClient, body: dict[str, Any], needle: str) -> None:
@@ -445,14 +450,38 @@ def test_clustering_of_20000_papers_stays_within_context(
     assert fake.state.calls["chat"] < n / 20  # batched assignment, not one call per paper
 
 
+def test_criteria_in_either_shape_are_one_type(client: TestClient) -> None:
+    """The reference's {name, type, value} and the helpers' {category, text, criterion_type}
+    make the same criteria; numbers are read as text (issue 28: one criterion type)."""
+    from crystallise.screening.spec import ScreeningJobSpec
+
+    shapes = [
+        [{"name": "Age", "type": "include", "value": 18}, {"name": "Design", "type": "exclude"}],
+        [
+            {"category": "Age", "text": "18", "criterion_type": "include"},
+            {"category": "Design", "criterion_type": "exclusion"},
+        ],
+    ]
+    held = []
+    for criteria in shapes:
+        job_id = create(client, criteria=criteria, mock=True)
+        row = client.app.state.services.jobs.get_job("screening", job_id)  # type: ignore[attr-defined]
+        held.append([(c.id, c.kind, c.text, c.name) for c in row.spec(ScreeningJobSpec).criteria])
+    assert (
+        held[0]
+        == held[1]
+        == [("I1", "include", "Age: 18", "Age"), ("E1", "exclude", "Design", "Design")]
+    )
+
+
 def test_mock_scores_follow_content() -> None:
-    from crystallise.screening.criteria import normalise_criteria
+    from crystallise.screening.criteria import CriterionInput, normalise_criteria
     from crystallise.screening.mock import mock_scores
 
     criteria = normalise_criteria(
         [
-            {"name": "Population", "type": "include", "value": "adults with hypertension"},
-            {"name": "Design", "type": "exclude", "value": "systematic review"},
+            CriterionInput(name="Population", type="include", value="adults with hypertension"),
+            CriterionInput(name="Design", type="exclude", value="systematic review"),
         ]
     )
     fits = {

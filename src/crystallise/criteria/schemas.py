@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from crystallise.common.types import ModelName, NonEmptyStr
+from crystallise.screening.criteria import CriterionInput
 
 CriterionType = Literal["include", "exclude"]
 PicosElement = Literal["population", "intervention", "comparison", "outcome", "study_design"]
@@ -69,7 +70,7 @@ class GenerateCriteriaRequest(_Request):
     project_description: NonEmptyStr
     research_questions: list[NonEmptyStr] = Field(default_factory=list)
     additional_notes: str | None = None
-    existing_criteria: list[dict[str, Any]] = Field(default_factory=list)
+    existing_criteria: list[CriterionInput] = Field(default_factory=list)
     criterion_type: CriterionType = "exclude"
 
 
@@ -84,13 +85,13 @@ class RefineContextRequest(_Request):
 
 
 class RefineCriteriaRequest(_Request):
-    current_criteria: list[dict[str, Any]]
+    current_criteria: list[CriterionInput]
     conflicts: list[dict[str, Any]] = Field(default_factory=list)
     project_description: str | None = None
 
 
 class ConsolidateRequest(_Request):
-    criteria: list[dict[str, Any]] = Field(min_length=1)
+    criteria: list[CriterionInput] = Field(min_length=1)
     project_description: str | None = None
     research_questions: list[str] = Field(default_factory=list)
 

@@ -10,6 +10,7 @@ from crystallise.criteria import mock
 from crystallise.criteria import schemas as s
 from crystallise.llm.ask import HelperContext, ask_structured
 from crystallise.prompts import criteria as prompts
+from crystallise.screening.criteria import CriterionInput
 
 MIN_CONFIDENCE = 0.75
 MAX_MERGED_WORDS = 10
@@ -28,13 +29,13 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items) or "(none)"
 
 
-def _criteria_lines(criteria: list[dict[str, Any]]) -> str:
+def _criteria_lines(criteria: list[CriterionInput]) -> str:
     lines = []
     for i, c in enumerate(criteria, 1):
-        cid = c.get("id", i)
-        ctype = c.get("criterion_type") or c.get("type") or ""
-        label = c.get("text") or c.get("value") or c.get("name") or ""
-        lines.append(f"[{cid}] ({c.get('category', 'Other')}; {ctype}) {label}".strip())
+        cid = c.id if c.id is not None else i
+        ctype = c.criterion_type or c.type or ""
+        label = c.statement or c.heading
+        lines.append(f"[{cid}] ({c.category or 'Other'}; {ctype}) {label}".strip())
     return "\n".join(lines) or "(none)"
 
 
@@ -99,10 +100,7 @@ async def generate_criteria(
         additional_notes=req.additional_notes or "(none)",
         existing_criteria=_criteria_lines(req.existing_criteria),
     )
-    seen = {
-        _norm(str(c.get("text") or c.get("value") or c.get("name") or ""))
-        for c in req.existing_criteria
-    }
+    seen = {_norm(c.statement or c.heading) for c in req.existing_criteria}
     criteria: list[s.CriterionResponse] = []
     for c in out.criteria:
         key = _norm(c.text)
@@ -204,12 +202,12 @@ async def refine_criteria(
     return s.CriteriaListResponse(criteria=criteria)
 
 
-def _criterion_ids(criteria: list[dict[str, Any]]) -> list[int]:
+def _criterion_ids(criteria: list[CriterionInput]) -> list[int]:
     ids = []
     for i, c in enumerate(criteria, 1):
         try:
-            ids.append(int(c.get("id", i)))
-        except (TypeError, ValueError):
+            ids.append(int(c.id if c.id is not None else i))
+        except ValueError:
             ids.append(i)
     return ids
 

@@ -15,6 +15,7 @@ from crystallise.db.jobs import JobRow
 from crystallise.errors import BadInput
 from crystallise.jobs.submit import Submission, submit_screening
 from crystallise.records.parse import _title_key
+from crystallise.screening.criteria import CriterionInput
 from crystallise.screening.schemas import Paper, ScreeningRequest
 from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
@@ -53,12 +54,12 @@ def split_new(
     return added, duplicates
 
 
-def _criteria(spec: ScreeningJobSpec) -> list[dict[str, Any]]:
+def _criteria(spec: ScreeningJobSpec) -> list[CriterionInput]:
     """The old job's criteria in the request's shape (normalising them again is stable)."""
     out = []
     for c in spec.criteria:
         value = c.text.removeprefix(f"{c.name}: ") if c.name else c.text
-        out.append({"name": c.name or None, "type": c.kind, "value": value})
+        out.append(CriterionInput(name=c.name or None, type=c.kind, value=value))
     return out
 
 

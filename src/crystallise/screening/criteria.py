@@ -1,9 +1,44 @@
-"""Normalising the caller's criteria and questions into the job-static prompt block."""
+"""A criterion as callers send it (``CriterionInput``: the one definition, for screening jobs
+and the criteria helpers), as a job holds it (``Criterion``), and the job-static prompt block."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class CriterionInput(BaseModel):
+    """One criterion in either shape callers use: the reference's ``{name, type, value}`` or
+    the criteria helpers' ``{id, category, text, criterion_type}`` (``description`` for the
+    text too). Numbers are read as text; other keys are kept as sent."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+
+    id: int | str | None = None
+    name: str | None = None
+    category: str | None = None
+    type: str | None = None
+    criterion_type: str | None = None
+    value: str | None = None
+    text: str | None = None
+    description: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """include or exclude (anything starting "ex" excludes; the default includes)."""
+        given = (self.type or self.criterion_type or "include").lower()
+        return "exclude" if given.startswith("ex") else "include"
+
+    @property
+    def heading(self) -> str:
+        """Its name (or category), e.g. "Population"."""
+        return self.name or self.category or ""
+
+    @property
+    def statement(self) -> str:
+        """What it requires, e.g. "Adults"."""
+        return self.value or self.text or self.description or ""
 
 
 @dataclass(frozen=True)
@@ -19,15 +54,13 @@ class Criterion:
         return self.name or f"{self.id}: {self.text}"[:120]
 
 
-def normalise_criteria(raw: list[dict[str, Any]]) -> list[Criterion]:
-    """Accept ``{name, type, value}`` (the reference) or ``{category, text, criterion_type}``."""
+def normalise_criteria(raw: list[CriterionInput]) -> list[Criterion]:
+    """The caller's criteria as the job holds them, numbered I1.. and E1.. (empty ones
+    dropped)."""
     out: list[Criterion] = []
     counters = {"include": 0, "exclude": 0}
     for item in raw:
-        kind = str(item.get("type") or item.get("criterion_type") or "include").lower()
-        kind = "exclude" if kind.startswith("ex") else "include"
-        label = item.get("name") or item.get("category") or ""
-        body = item.get("value") or item.get("text") or item.get("description") or ""
+        kind, label, body = item.kind, item.heading, item.statement
         text = f"{label}: {body}" if label and body else str(label or body)
         if not text.strip():
             continue

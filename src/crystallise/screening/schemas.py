@@ -16,6 +16,7 @@ from pydantic import (
 
 from crystallise.common.types import JOB_THRESHOLD, JobThreshold, ModelName, ProjectId, Repetitions
 from crystallise.records.formats import year_of
+from crystallise.screening.criteria import CriterionInput
 
 
 def plain_text(value: Any) -> str:
@@ -99,7 +100,7 @@ def _null_is_default(cls: type[BaseModel], value: Any, info: ValidationInfo) -> 
 class ScreeningRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     papers: list[Paper] = Field(min_length=1)
-    criteria: list[dict[str, Any]] = Field(default_factory=list)
+    criteria: list[CriterionInput] = Field(default_factory=list)
     questions: list[str] = Field(default_factory=list)
     model: ModelName | None = None
     repetitions: Repetitions = 5
