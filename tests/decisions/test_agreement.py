@@ -96,6 +96,52 @@ def test_the_endpoint_on_a_mock_job(client: TestClient) -> None:
     assert len(body["disagreements"]) == len([p for p in sorted(ai)[:4] if p != "p1"])
     assert "Cohen's kappa" in body["report"] and "Gwet's AC1" in body["report"]
     assert "at least 3" in body["report"]
+    for d in body["disagreements"]:  # mock: an exclusion fails "Design", quoting the title
+        if d["risk"] == "missed_include":
+            assert d["exclusion_reason"] in ("Design", "unclear")
+            if d["exclusion_reason"] == "Design":
+                assert d["quote"] and d["quote_verified"] is True
+        else:
+            assert d["exclusion_reason"] is None
+    explained = sum(c["disagreements"] + c["unclear"] for c in body["criteria"])
+    assert explained >= len(body["disagreements"]) - sum(
+        1 for d in body["disagreements"] if d["exclusion_reason"] == "unclear"
+    )
+
+
+def test_per_criterion_counts_what_each_verdict_explains() -> None:
+    """A missed include counts for the criteria the AI failed it on; an extra include for
+    the criteria it judged to pass; unclear verdicts apart; old results by their decisive
+    criteria."""
+    from crystallise.decisions.service import explained_by_criterion
+
+    def verdicts(**by_name: str) -> dict[str, object]:
+        kinds = {"Population": "include", "Design": "include", "Reviews": "exclude"}
+        return {
+            "criteria_assessment": [
+                {"criterion": name, "type": kinds[name], "verdict": v}
+                for name, v in by_name.items()
+            ]
+        }
+
+    rows = explained_by_criterion(
+        [
+            ("missed_include", verdicts(Population="met", Design="not_met", Reviews="not_met")),
+            ("missed_include", verdicts(Population="unclear", Design="met", Reviews="met")),
+            ("extra_include", verdicts(Population="met", Design="unclear", Reviews="not_met")),
+            ("missed_include", {"decisive_criteria": ["Design"]}),  # stored before issue 25
+        ],
+        threshold=3,
+    )
+    got = {
+        r.criterion: (r.disagreements, r.missed_includes, r.extra_includes, r.unclear) for r in rows
+    }
+    assert got == {
+        "Design": (2, 2, 0, 1),
+        "Reviews": (2, 1, 1, 0),
+        "Population": (1, 0, 1, 1),
+    }
+    assert [r.criterion for r in rows] == ["Design", "Reviews", "Population"]
 
 
 @pytest.mark.parametrize(

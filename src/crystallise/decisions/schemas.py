@@ -248,13 +248,24 @@ class Disagreement(BaseModel):
     risk: Literal["missed_include", "extra_include"]
     final_score: float | None = None
     verdict: str | None = None
+    exclusion_reason: str | None = Field(
+        None, description="the AI excluded it: the criterion it failed, or 'unclear'"
+    )
+    quote: str | None = Field(None, description="the words the AI cited for that criterion")
+    quote_verified: bool | None = None
     decisive_criteria: list[str] = Field(default_factory=list)
     reasoning: str | None = None
 
 
 class CriterionDisagreements(BaseModel):
     criterion: str
-    disagreements: int
+    disagreements: int = Field(
+        description="disagreements this criterion's verdict explains: a missed include the AI "
+        "failed on it, or an extra include the AI judged it to pass"
+    )
+    missed_includes: int = Field(0, description="of them: the AI excluded on this criterion")
+    extra_includes: int = Field(0, description="of them: the AI let the paper pass it")
+    unclear: int = Field(0, description="disagreements where the AI's verdict on it was unclear")
 
 
 class AgreementResponse(BaseModel):

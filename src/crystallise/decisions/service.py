@@ -20,6 +20,7 @@ from crystallise.decisions.calibrate import (
 )
 from crystallise.decisions.stopping import consecutive_excludes, stopping
 from crystallise.errors import BadInput
+from crystallise.screening.assessment import exclusion_reason, failed
 from crystallise.screening.spec import ScreeningJobSpec
 
 STOPPING_METHOD = (
@@ -207,24 +208,11 @@ def _agreement_response(
     row: Any, threshold: float, found: Agreement, results: dict[str, Any], reviewers: list[str]
 ) -> s.AgreementResponse:
     disagreements = [
-        s.Disagreement(
-            id=p,
-            ai=ai_label,
-            consensus=truth,
-            risk="missed_include" if truth == 1 else "extra_include",
-            final_score=results[p].get("final_score"),
-            verdict=results[p].get("verdict"),
-            decisive_criteria=[str(c) for c in results[p].get("decisive_criteria") or []],
-            reasoning=results[p].get("reasoning"),
-        )
+        _disagreement(p, ai_label, truth, results[p], threshold)
         for p, ai_label, truth in found.disagreements
     ]
     # highest risk first: a missed include, most confidently excluded first
     disagreements.sort(key=lambda d: (d.risk != "missed_include", d.final_score or 0.0))
-    per_criterion: dict[str, int] = {}
-    for d in disagreements:
-        for criterion in d.decisive_criteria:
-            per_criterion[criterion] = per_criterion.get(criterion, 0) + 1
     return s.AgreementResponse(
         job_id=row.id,
         threshold=threshold,
@@ -239,9 +227,66 @@ def _agreement_response(
             specificity_ci=_listed(found.specificity_ci),
         ),
         disagreements=disagreements,
-        criteria=[
-            s.CriterionDisagreements(criterion=c, disagreements=n)
-            for c, n in sorted(per_criterion.items(), key=lambda kv: -kv[1])
-        ],
+        criteria=explained_by_criterion(
+            [(d.risk, results[d.id]) for d in disagreements], threshold
+        ),
         report=report(found, threshold, row.model, reviewers),
     )
+
+
+def _disagreement(
+    paper: str, ai: int, truth: int, result: dict[str, Any], threshold: float
+) -> s.Disagreement:
+    reason = exclusion_reason(result, threshold)
+    cited: dict[str, Any] = next(
+        (a for a in result.get("criteria_assessment") or [] if a.get("criterion") == reason),
+        {},
+    )
+    return s.Disagreement(
+        id=paper,
+        ai=ai,
+        consensus=truth,
+        risk="missed_include" if truth == 1 else "extra_include",
+        final_score=result.get("final_score"),
+        verdict=result.get("verdict"),
+        exclusion_reason=reason,
+        quote=cited.get("quote"),
+        quote_verified=cited.get("quote_verified") if cited else None,
+        decisive_criteria=[str(c) for c in result.get("decisive_criteria") or []],
+        reasoning=result.get("reasoning"),
+    )
+
+
+def explained_by_criterion(
+    disagreements: list[tuple[str, dict[str, Any]]], threshold: float
+) -> list[s.CriterionDisagreements]:
+    """Per criterion, the disagreements its verdict explains: a missed include the AI failed
+    on it (an include criterion not met, an exclude criterion met), an extra include the AI
+    judged to pass it; and those where its verdict was unclear. Results stored before the
+    per-criterion assessment count their decisive criteria as explaining."""
+    tally: dict[str, dict[str, int]] = {}
+
+    def count(criterion: str, field: str) -> None:
+        row = tally.setdefault(criterion, {"missed_includes": 0, "extra_includes": 0, "unclear": 0})
+        row[field] += 1
+
+    for risk, result in disagreements:
+        field = "missed_includes" if risk == "missed_include" else "extra_includes"
+        assessment = result.get("criteria_assessment")
+        if not assessment:
+            for criterion in result.get("decisive_criteria") or []:
+                count(str(criterion), field)
+            continue
+        failing = {a.get("criterion") for a in failed(assessment)}
+        for a in assessment:
+            if a.get("verdict") == "unclear":
+                count(str(a.get("criterion")), "unclear")
+            elif (a.get("criterion") in failing) == (risk == "missed_include"):
+                count(str(a.get("criterion")), field)
+    rows = [
+        s.CriterionDisagreements(
+            criterion=c, disagreements=n["missed_includes"] + n["extra_includes"], **n
+        )
+        for c, n in tally.items()
+    ]
+    return sorted(rows, key=lambda r: (-r.disagreements, -r.unclear, r.criterion))
