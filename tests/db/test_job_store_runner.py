@@ -42,7 +42,7 @@ def _words_job(delay: float = 0.0, fail_at: int | None = None, error: Exception 
 
         await map_items(ctx, one, statuses=["pending"], window=1)
         ctx.raise_if_cancelled()
-        return JobOutcome({"usage": {"items": total}})
+        return JobOutcome(usage={"items": total})
 
     return run
 

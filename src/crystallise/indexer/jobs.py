@@ -87,19 +87,15 @@ class IndexerJob:
             raise _failure(len(failed), self.total, failed[0].result or {})
         summary = self.ext.tally.summary()
         return JobOutcome(
-            {
-                "stage": "extraction",
-                "errors": errors,
-                "usage": {
-                    **summary,
-                    "cost_per_paper_usd": round(
-                        summary["estimated_cost_usd"] / max(self.total, 1), 8
-                    ),
-                    "tally": self.ext.tally.to_dict(),
-                },
-                "estimated_cost_usd": summary["estimated_cost_usd"],
-                "model_version": "mock" if self.mock else self.ext.model_version,
-            }
+            stage="extraction",
+            errors=errors,
+            usage={
+                **summary,
+                "cost_per_paper_usd": round(summary["estimated_cost_usd"] / max(self.total, 1), 8),
+                "tally": self.ext.tally.to_dict(),
+            },
+            estimated_cost_usd=summary["estimated_cost_usd"],
+            model_version="mock" if self.mock else self.ext.model_version,
         )
 
 

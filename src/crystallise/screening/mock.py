@@ -93,20 +93,18 @@ async def mock_screen_papers(
         {**c, "count": counts[c["cluster_id"]]} for c in _CLUSTERS if counts[c["cluster_id"]]
     ]
     return JobOutcome(
-        {
-            "clusters": clusters,
-            "stage": "assignment",
-            "stage_timings": {"labelling": 0, "reasoning": 0, "clustering": 0, "assignment": 0},
+        clusters=clusters,
+        stage="assignment",
+        stage_timings={"labelling": 0, "reasoning": 0, "clustering": 0, "assignment": 0},
+        estimated_cost_usd=0.0,
+        usage={
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "total_tokens": 0,
             "estimated_cost_usd": 0.0,
-            "usage": {
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "total_tokens": 0,
-                "estimated_cost_usd": 0.0,
-                "calls": 0,
-            },
-            "model_version": "mock",
-        }
+            "calls": 0,
+        },
+        model_version="mock",
     )
 
 

@@ -327,15 +327,13 @@ class ScreeningPipeline(ClusteringStages):
             self.ctx.job_id, statuses=["error"], limit=MAX_LISTED_ERRORS
         )
         return JobOutcome(
-            {
-                "clusters": clusters,
-                "stage": "assignment",
-                "stage_timings": timings,
-                "estimated_cost_usd": summary["estimated_cost_usd"],
-                "usage": usage,
-                "model_version": self.model_version,
-                "errors": failed_papers(failed),
-            }
+            clusters=clusters,
+            stage="assignment",
+            stage_timings=timings,
+            estimated_cost_usd=summary["estimated_cost_usd"],
+            usage=usage,
+            model_version=self.model_version,
+            errors=failed_papers(failed),
         )
 
     async def _raise_if_stopped(self) -> None:

@@ -36,11 +36,21 @@ class JobCancelled(Exception):
     """Raised inside a job function when its job was cancelled."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class JobOutcome:
-    """Columns a finished job function wants stored with ``status=completed``."""
+    """What a finished job function stores with ``status=completed``: the job row's columns
+    it sets (None: left as they are)."""
 
-    values: dict[str, Any] = field(default_factory=dict)
+    stage: str | None = None
+    usage: dict[str, Any] | None = None
+    estimated_cost_usd: float | None = None
+    model_version: str | None = None
+    errors: list[str] | None = None
+    clusters: list[dict[str, Any]] | None = None  # screening
+    stage_timings: dict[str, int] | None = None  # screening
+
+    def columns(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 @dataclass
@@ -340,8 +350,7 @@ class JobRunner:
                 "error_category": ErrorCategory.UNKNOWN.value,
                 "error_retryable": False,
             }
-        values = {k: v for k, v in outcome.values.items() if not k.startswith("_")}
-        return "completed", {"progress": 1.0, **values}
+        return "completed", {"progress": 1.0, **outcome.columns()}
 
     async def _spent(self, kind: JobKind, job_id: str) -> dict[str, Any]:
         """A failed job reports what it actually spent (its saved tally), not the estimate."""
