@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel
@@ -120,8 +122,9 @@ def _fixed_100(fake: FakeProcess, calls: int, latency: float) -> dict[str, float
     )
 
 
-def _on_httpx(fake: FakeProcess, args: argparse.Namespace) -> dict[str, float]:
-    """fixed-100 with the SDK's default transport (httpx) instead of aiohttp: the baseline."""
+@contextlib.contextmanager
+def _httpx_transport() -> Iterator[None]:
+    """The SDK's default transport (httpx) instead of aiohttp: the previous client."""
     import openai
 
     from crystallise.llm import client as client_module
@@ -129,7 +132,7 @@ def _on_httpx(fake: FakeProcess, args: argparse.Namespace) -> dict[str, float]:
     aiohttp_client = client_module.DefaultAioHttpClient
     client_module.DefaultAioHttpClient = openai.DefaultAsyncHttpxClient  # type: ignore[misc]
     try:
-        return _fixed_100(fake, args.hundred_calls, args.latency)
+        yield
     finally:
         client_module.DefaultAioHttpClient = aiohttp_client  # type: ignore[misc]
 
@@ -145,48 +148,43 @@ def main() -> None:
     parser.add_argument(
         "--httpx-baseline",
         action="store_true",
-        help="also run fixed-100 on the SDK's default httpx transport (the previous client)",
+        help="run every mode on the SDK's default httpx transport too (the previous client)",
     )
     args = parser.parse_args()
     os.environ.pop("OPENAI_API_KEY", None)
+
+    def adaptive(fake: FakeProcess) -> dict[str, float]:
+        return asyncio.run(
+            run_mode(fake, adaptive=True, calls=args.calls, latency=args.latency, rpm=args.rpm)
+        )
+
+    def fixed_10(fake: FakeProcess) -> dict[str, float]:
+        return asyncio.run(
+            run_mode(
+                fake, adaptive=False, calls=args.fixed_calls, latency=args.latency, rpm=args.rpm
+            )
+        )
+
+    def fixed_100(fake: FakeProcess) -> dict[str, float]:
+        run = _profiled if args.profile else _fixed_100
+        return run(fake, args.hundred_calls, args.latency)
+
+    modes = [
+        (name, mode)
+        for name, mode, calls in (
+            ("adaptive", adaptive, args.calls),
+            ("fixed-10", fixed_10, args.fixed_calls),
+            ("fixed-100", fixed_100, args.hundred_calls),
+        )
+        if calls
+    ]
     rows = []
     with fake_server() as fake:
-        if args.calls:
-            rows.append(
-                (
-                    "adaptive",
-                    asyncio.run(
-                        run_mode(
-                            fake,
-                            adaptive=True,
-                            calls=args.calls,
-                            latency=args.latency,
-                            rpm=args.rpm,
-                        )
-                    ),
-                )
-            )
-        if args.fixed_calls:
-            rows.append(
-                (
-                    "fixed-10",
-                    asyncio.run(
-                        run_mode(
-                            fake,
-                            adaptive=False,
-                            calls=args.fixed_calls,
-                            latency=args.latency,
-                            rpm=args.rpm,
-                        )
-                    ),
-                )
-            )
-        if args.hundred_calls and args.httpx_baseline:
-            rows.append(("fixed-100, httpx transport", _on_httpx(fake, args)))
-        if args.hundred_calls:
-            run = _profiled if args.profile else _fixed_100
-            hundred = run(fake, args.hundred_calls, args.latency)
-            rows.append(("fixed-100", hundred))
+        for name, mode in modes:
+            if args.httpx_baseline:
+                with _httpx_transport():
+                    rows.append((f"{name}, httpx transport", mode(fake)))
+            rows.append((name, mode(fake)))
     print(f"latency={args.latency}s limit={args.rpm} RPM (fixed-100: no limit reached)")
     print(
         "| mode | calls | wall s | achieved RPM | share of limit | 429s (% of attempts) | client CPU ms/call | peak concurrency |"
