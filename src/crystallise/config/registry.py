@@ -7,10 +7,13 @@ import threading
 import time
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from crystallise.common.logging import get_logger
+from crystallise.config.model_capabilities import capabilities_for
+from crystallise.config.settings import Settings
+from crystallise.errors import NotFound
 from crystallise.prompts.registry import get_prompt
 
 log = get_logger(__name__)
@@ -59,6 +62,25 @@ SERVICE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _FALLBACK: dict[str, Any] = {"model": "gpt-4.1", "max_output_tokens": 8192}
 REFRESH_S = 5.0  # how stale another process's change may be seen here
+
+
+class ServiceConfigUpdate(BaseModel):
+    """A change to one service's config; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(None, max_length=100_000)
+    prompt_template_id: str | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0, allow_inf_nan=False)
+    max_output_tokens: int | None = Field(None, gt=0, le=1_000_000)
+    extra: dict[str, Any] | None = None
+
+    @field_validator("prompt_template_id")
+    @classmethod
+    def _known_prompt(cls, value: str | None) -> str | None:
+        if value is not None and get_prompt(value) is None:
+            raise ValueError(f"unknown prompt_template_id '{value}'")
+        return value
 
 
 class OverrideStore(Protocol):
@@ -134,6 +156,13 @@ class ConfigRegistry:
     def is_known(self, service_id: str) -> bool:
         return service_id in self._defaults
 
+    def require_known(self, service_id: str) -> None:
+        """404 naming the known ids for an id that is not a service."""
+        if not self.is_known(service_id):
+            raise NotFound(
+                f"Unknown service id '{service_id[:64]}'; known: " + ", ".join(self.service_ids())
+            )
+
     def get(self, service_id: str) -> ServiceConfig:
         """Effective config; an unknown id gets the generic default, not an error. A stored
         override that no longer validates is logged and ignored, never a failed request."""
@@ -169,6 +198,18 @@ class ConfigRegistry:
         self.refresh(wait=True)
         ids = [service_id] if service_id is not None else self.service_ids()
         return [self.get(sid) for sid in ids]
+
+    def apply(
+        self, settings: Settings, service_id: str, change: ServiceConfigUpdate
+    ) -> ServiceConfig:
+        """``PUT /v1/config/services/{id}``: a partial update of a known service (a field sent
+        as null resets to its default); a model this deployment does not know is a 400
+        naming the known ones. Blocking: call it off the event loop."""
+        self.require_known(service_id)
+        changes = change.model_dump(exclude_unset=True)
+        if changes.get("model"):
+            capabilities_for(settings, changes["model"])  # raises the validation LLMError
+        return self.update(service_id, changes)
 
     def update(self, service_id: str, changes: dict[str, Any]) -> ServiceConfig:
         """Store the change (blocking: call it off the event loop); seen here at once."""
