@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.db.jobs import JobKind, JobRow, as_utc
+from crystallise.db.models import IndexerJob, ScreeningJob
 from crystallise.errors import NotFound
 from crystallise.jobs.provenance import Provenance, provenance
 from crystallise.jobs.resume import retry_job
@@ -29,6 +30,16 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+@overload
+async def get_job_or_404(
+    services: Services, kind: Literal["screening"], job_id: str
+) -> ScreeningJob: ...
+@overload
+async def get_job_or_404(
+    services: Services, kind: Literal["indexer"], job_id: str
+) -> IndexerJob: ...
+@overload
+async def get_job_or_404(services: Services, kind: JobKind, job_id: str) -> JobRow: ...
 async def get_job_or_404(services: Services, kind: JobKind, job_id: str) -> JobRow:
     row = await services.store.get_job(kind, job_id)
     if row is None:

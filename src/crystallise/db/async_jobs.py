@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from crystallise.db.jobs import TERMINAL_STATUSES, ItemRow, JobKind, JobRow, JobStore
+from crystallise.db.models import IndexerJob, ScreeningJob
 from crystallise.errors import Conflict, NotFound
 
 P = ParamSpec("P")
@@ -34,6 +35,12 @@ class AsyncJobStore:
     ) -> JobRow:
         return await _off_loop(self.sync.create_job, kind, job_id=job_id, items=items, **kw)
 
+    @overload
+    async def get_job(self, kind: Literal["screening"], job_id: str) -> ScreeningJob | None: ...
+    @overload
+    async def get_job(self, kind: Literal["indexer"], job_id: str) -> IndexerJob | None: ...
+    @overload
+    async def get_job(self, kind: JobKind, job_id: str) -> JobRow | None: ...
     async def get_job(self, kind: JobKind, job_id: str) -> JobRow | None:
         return await _off_loop(self.sync.get_job, kind, job_id)
 

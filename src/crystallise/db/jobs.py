@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, Literal, TypeVar, cast, get_args, overload
 
 from sqlalchemy import Text, delete, func, insert, select, update
 from sqlalchemy import cast as sql_cast
@@ -204,6 +204,12 @@ class JobStore:
         scope = job_scope()
         return stmt if scope is None else stmt.where(model.tenant == scope)
 
+    @overload
+    def get_job(self, kind: Literal["screening"], job_id: str) -> ScreeningJob | None: ...
+    @overload
+    def get_job(self, kind: Literal["indexer"], job_id: str) -> IndexerJob | None: ...
+    @overload
+    def get_job(self, kind: JobKind, job_id: str) -> JobRow | None: ...
     def get_job(self, kind: JobKind, job_id: str) -> JobRow | None:
         """The job, or None when it does not exist or belongs to another tenant."""
         model = _MODELS[kind]

@@ -174,7 +174,7 @@ class ClusteringStages:
 
     async def _cluster_and_assign(self, progress: _Progress) -> list[dict[str, Any]]:
         job = await self.store.get_job("screening", self.ctx.job_id)
-        clusters: list[dict[str, Any]] = list(job.clusters or []) if job else []  # type: ignore[union-attr]
+        clusters: list[dict[str, Any]] = list(job.clusters or []) if job else []
         selected: list[ItemRow] = []
         rows: list[tuple[int, float, str]] = []
         unselected: list[tuple[int, str, dict[str, Any] | None]] = []

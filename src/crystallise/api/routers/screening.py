@@ -15,6 +15,7 @@ from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.db.jobs import ItemRow, JobRow
+from crystallise.db.models import ScreeningJob
 from crystallise.jobs.submit import (
     estimate_screening_job,
     submit_screening,
@@ -46,15 +47,15 @@ def _summary(row: JobRow) -> s.ScreeningJobSummary:
     )
 
 
-def _spec(row: JobRow) -> ScreeningJobSpec:
+def _spec(row: ScreeningJob) -> ScreeningJobSpec:
     return row.spec(ScreeningJobSpec)
 
 
-def _threshold(row: JobRow) -> float:
+def _threshold(row: ScreeningJob) -> float:
     return _spec(row).threshold
 
 
-def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
+def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
     """The poll answer: state always; results (with exclusion reasons at the job's
     threshold) and clusters once the job has ended."""
     threshold = _threshold(row)
@@ -70,13 +71,13 @@ def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobRespons
         progress=row.progress,
         stage=row.stage,
         results=results,
-        clusters=row.clusters if ended else None,  # type: ignore[union-attr]
+        clusters=row.clusters if ended else None,
         error=row.error,
         error_category=row.error_category,
         error_retryable=row.error_retryable,
         duration_ms=row.duration_ms,
         estimated_cost_usd=row.estimated_cost_usd,
-        stage_timings=row.stage_timings,  # type: ignore[union-attr]
+        stage_timings=row.stage_timings,
         model=row.model,
         model_version=row.model_version,
         warnings=row.spec(ScreeningJobSpec).warnings or None,
@@ -92,7 +93,7 @@ def _job_view(row: JobRow, items: list[ItemRow] | None) -> s.ScreeningJobRespons
     )
 
 
-def _lineage(row: JobRow) -> dict[str, Any]:
+def _lineage(row: ScreeningJob) -> dict[str, Any]:
     """An update's origin and counts (reused: once the job has run)."""
     spec = _spec(row)
     if spec.update_of is None:
@@ -125,7 +126,7 @@ async def get_job(job_id: str, services: ServicesDep) -> s.ScreeningJobResponse 
 _RESULTS: TypeAdapter[list[s.ScreeningResult]] = TypeAdapter(list[s.ScreeningResult])
 
 
-def _finished_job_json(row: JobRow, texts: list[str]) -> bytes:
+def _finished_job_json(row: ScreeningJob, texts: list[str]) -> bytes:
     """An ended job's poll answer, as `_job_view` and the response model would give it,
     encoded once: the results are validated and dumped by pydantic-core in one call each
     (not one model per result and a second pass by the framework)."""
