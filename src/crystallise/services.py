@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from sqlalchemy import Engine
 
@@ -17,6 +19,7 @@ from crystallise.db.ranking_sessions import RankingSessionStore
 from crystallise.db.service_configs import ServiceConfigStore
 from crystallise.decisions.sessions import RankingSessions
 from crystallise.jobs.engine.dispatch import InProcessDispatcher, JobDispatcher, QueueDispatcher
+from crystallise.jobs.engine.process import ProcessDispatcher
 from crystallise.jobs.engine.runner import JobRunner
 from crystallise.llm.client import LLMClient
 
@@ -35,8 +38,17 @@ class Services:
     ranking_sessions: RankingSessions
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
-        """Apply migrations, open the database, and wire the stores, LLM client and runner."""
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        migrate: bool = True,
+        child_main: Callable[[Settings, Connection], None] | None = None,
+    ) -> Services:
+        """Apply migrations, open the database, and wire the stores, LLM client and runner.
+        Jobs go to the PostgreSQL queue when there is one; on the SQLite default to the
+        server's child job process when ``child_main`` (its entry point) is given, else they
+        run in this process."""
         tracing.configure()  # opt-in by the OTEL_* variables; a no-op otherwise
         url = settings.sqlalchemy_url
         if migrate:
@@ -57,7 +69,8 @@ class Services:
         dispatcher: JobDispatcher = InProcessDispatcher(runner)
         if settings.uses_queue:
             dispatcher = QueueDispatcher(runner, settings.postgres_conninfo)
-        # the server's child job process (the SQLite default) is chosen by start_services
+        elif settings.uses_job_process and child_main is not None:
+            dispatcher = ProcessDispatcher(runner, settings, child_main)
         configs = ConfigRegistry(
             ServiceConfigStore(sessions),
             settings.default_model,

@@ -10,6 +10,7 @@ from typing import Any
 from crystallise.config.limits import check_record_count
 from crystallise.config.settings import Settings
 from crystallise.db.async_jobs import AsyncJobStore
+from crystallise.db.jobs import JobRow
 from crystallise.decisions import schemas as s
 from crystallise.decisions.agreement import Agreement, agreement, as_dict, report
 from crystallise.decisions.calibrate import (
@@ -199,13 +200,12 @@ def _listed(pair: tuple[float, float] | None) -> list[float] | None:
     return list(pair) if pair else None
 
 
-def _job_threshold(row: Any) -> float:
-    spec = row.spec(ScreeningJobSpec)
-    return float(spec.threshold)
+def _job_threshold(row: JobRow) -> float:
+    return float(row.spec(ScreeningJobSpec).threshold)
 
 
 def _agreement_response(
-    row: Any, threshold: float, found: Agreement, results: dict[str, Any], reviewers: list[str]
+    row: JobRow, threshold: float, found: Agreement, results: dict[str, Any], reviewers: list[str]
 ) -> s.AgreementResponse:
     disagreements = [
         _disagreement(p, ai_label, truth, results[p], threshold)
@@ -227,9 +227,7 @@ def _agreement_response(
             specificity_ci=_listed(found.specificity_ci),
         ),
         disagreements=disagreements,
-        criteria=explained_by_criterion(
-            [(d.risk, results[d.id]) for d in disagreements], threshold
-        ),
+        criteria=explained_by_criterion([(d.risk, results[d.id]) for d in disagreements]),
         report=report(found, threshold, row.model, reviewers),
     )
 
@@ -258,7 +256,7 @@ def _disagreement(
 
 
 def explained_by_criterion(
-    disagreements: list[tuple[str, dict[str, Any]]], threshold: float
+    disagreements: list[tuple[str, dict[str, Any]]],
 ) -> list[s.CriterionDisagreements]:
     """Per criterion, the disagreements its verdict explains: a missed include the AI failed
     on it (an include criterion not met, an exclude criterion met), an extra include the AI

@@ -16,7 +16,7 @@ from crystallise.common.logging import configure_logging
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
 from crystallise.indexer.jobs import make_indexer_job
-from crystallise.jobs.engine.process import ProcessDispatcher, serve_pipe
+from crystallise.jobs.engine.process import serve_pipe
 from crystallise.llm.tokens import warm_up
 from crystallise.screening.jobs import make_screening_job
 from crystallise.services import Services
@@ -29,10 +29,8 @@ async def start_services(settings: Settings, *, migrate: bool = True) -> Service
     the job process): the stores, the LLM client and the runner with every job kind
     registered, built once; jobs sent to the server's child process on the SQLite default;
     the tokenizer warmed off the event loop."""
-    services = Services.build(settings, migrate=migrate)
+    services = Services.build(settings, migrate=migrate, child_main=job_process_main)
     register_job_handlers(services)
-    if settings.uses_job_process:
-        services.dispatcher = ProcessDispatcher(services.runner, settings, job_process_main)
     await asyncio.to_thread(warm_up)
     # what start-up built lives as long as the process: kept out of the collector's full
     # passes, which otherwise walk these ~300,000 objects whenever a request makes many

@@ -109,6 +109,13 @@ def _span_attributes(intent: CallIntent) -> dict[str, Any]:
     return attributes
 
 
+def _options(options: CallOptions | None, kw: dict[str, Any]) -> CallOptions:
+    """How to ask: ``options``, or its fields given as keywords (not both)."""
+    if options is not None and kw:
+        raise TypeError(f"pass options or its fields, not both ({', '.join(sorted(kw))})")
+    return options if options is not None else CallOptions(**kw)
+
+
 def _key_fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -215,7 +222,7 @@ class LLMClient:
         the dialect the endpoint and model were found to speak (``compat.Profile``). How to
         ask is ``options``, or ``kw`` as ``CallOptions`` fields."""
         key = self.resolve_key(api_key, request_key)
-        options = options or CallOptions(**kw)
+        options = _options(options, kw)
         call = prepare_call(self.settings, messages, model, options)
         return await self._complete(key, call, options.n)
 
@@ -229,7 +236,7 @@ class LLMClient:
     ) -> PreparedCall:
         """A call checked against the model's limits (pre-flight) and shaped as an intent;
         ``request_body`` gives it as this endpoint takes it (the Batch API's request lines)."""
-        return prepare_call(self.settings, messages, model, options or CallOptions(**kw))
+        return prepare_call(self.settings, messages, model, _options(options, kw))
 
     def request_body(self, call: PreparedCall) -> dict[str, Any]:
         """The JSON body this endpoint takes for ``call``, in the dialect learned so far."""

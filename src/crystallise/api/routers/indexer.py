@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from crystallise.api.deps import OpenAIKeyDep, ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
-from crystallise.config.model_capabilities import ModelChoice
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.indexer import helpers
 from crystallise.indexer import schemas as s
@@ -14,7 +13,6 @@ from crystallise.indexer.pipeline import USAGE_KEYS
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.submit import (
     estimate_indexing_job,
-    model_warnings,
     run_indexing,
     submit_indexing,
 )
@@ -22,10 +20,6 @@ from crystallise.llm.ask import HelperContext
 from crystallise.services import Services
 
 router = APIRouter(prefix="/indexer", tags=["indexer"])
-
-
-def _warnings(choice: ModelChoice) -> list[str] | None:
-    return model_warnings(choice) or None
 
 
 @router.post("/run", response_model=s.IndexerRunResponse)

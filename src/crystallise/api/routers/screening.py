@@ -47,12 +47,8 @@ def _summary(row: JobRow) -> s.ScreeningJobSummary:
     )
 
 
-def _spec(row: ScreeningJob) -> ScreeningJobSpec:
-    return row.spec(ScreeningJobSpec)
-
-
 def _threshold(row: ScreeningJob) -> float:
-    return _spec(row).threshold
+    return row.spec(ScreeningJobSpec).threshold
 
 
 def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
@@ -95,7 +91,7 @@ def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobR
 
 def _lineage(row: ScreeningJob) -> dict[str, Any]:
     """An update's origin and counts (reused: once the job has run)."""
-    spec = _spec(row)
+    spec = row.spec(ScreeningJobSpec)
     if spec.update_of is None:
         return {}
     reused = (row.usage or {}).get("reused_count")
