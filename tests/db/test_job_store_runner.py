@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from pydantic import BaseModel
 
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.engine import make_engine, make_session_factory, upgrade_database
@@ -23,6 +24,10 @@ def store(tmp_path: object, database_url: str) -> JobStore:
     return JobStore(make_session_factory(make_engine(url)))
 
 
+class _Words(BaseModel):
+    words: int
+
+
 def _words_job(delay: float = 0.0, fail_at: int | None = None, error: Exception | None = None):
     """A real job function on the shared machinery (``map_items``): counts words per item,
     one at a time, checkpointing each item as it finishes."""
@@ -35,7 +40,7 @@ def _words_job(delay: float = 0.0, fail_at: int | None = None, error: Exception 
             if fail_at is not None and item.seq == fail_at:
                 raise error or RuntimeError("boom")
             await asyncio.sleep(delay)
-            ctx.writer.put(item.seq, "done", {"words": len(item.input["text"].split())})
+            ctx.writer.put(item.seq, "done", _Words(words=len(item.input["text"].split())))
             await ctx.writer.flush()
             done[0] += 1
             await ctx.report(done[0] / total, "counting")

@@ -114,22 +114,23 @@ def test_per_criterion_counts_what_each_verdict_explains() -> None:
     the criteria it judged to pass; unclear verdicts apart; old results by their decisive
     criteria."""
     from crystallise.decisions.service import explained_by_criterion
+    from crystallise.screening.schemas import ScreeningResult
 
-    def verdicts(**by_name: str) -> dict[str, object]:
+    def verdicts(**by_name: str) -> ScreeningResult:
         kinds = {"Population": "include", "Design": "include", "Reviews": "exclude"}
-        return {
-            "criteria_assessment": [
-                {"criterion": name, "type": kinds[name], "verdict": v}
-                for name, v in by_name.items()
-            ]
-        }
+        assessed = [
+            {"criterion": name, "id": name[0], "type": kinds[name], "verdict": v}
+            for name, v in by_name.items()
+        ]
+        return ScreeningResult(id="p", criteria_assessment=assessed)
 
     rows = explained_by_criterion(
         [
             ("missed_include", verdicts(Population="met", Design="not_met", Reviews="not_met")),
             ("missed_include", verdicts(Population="unclear", Design="met", Reviews="met")),
             ("extra_include", verdicts(Population="met", Design="unclear", Reviews="not_met")),
-            ("missed_include", {"decisive_criteria": ["Design"]}),  # stored before issue 25
+            # stored before issue 25
+            ("missed_include", ScreeningResult(id="p", decisive_criteria=["Design"])),
         ]
     )
     got = {

@@ -87,7 +87,11 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # busy in a generation it does not interrupt
+            server.kill()
+            server.wait(timeout=30)
 
 
 def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
@@ -116,8 +120,13 @@ def api(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Te
         model_overrides={MODEL: {"context_window": 8192, "max_output_tokens": OUTPUT_CAP}},
         job_queue="inprocess",
         retry_delays=[1.0],
-        request_timeout_s=300,
-        sync_timeout_s=600,
+        # llama-cpp-python's server answers one request at a time: calls wait their turn in
+        # the service (where no timeout runs), not in the server's queue, where the wait
+        # counted against request_timeout_s and failed a job on a slow CI host (2026-12-06:
+        # a screening job failed after 650 s there; 65 s on the VM that wrote this)
+        max_concurrent_requests=1,
+        request_timeout_s=600,
+        sync_timeout_s=900,
     )
     with TestClient(create_app(settings)) as client:
         yield client

@@ -36,10 +36,13 @@ def test_distribution_read_at_the_score_digit() -> None:
         [0, two / (two + four), 0, four / (two + four), 0]
     )
     fields = distribution_fields({"id": "p", "abstract": "x"}, probs)
-    assert fields["scores"] == [4] and fields["scoring"] == "distribution"
+    assert fields.scores == [4] and fields.scoring == "distribution"
     expected = sum((i + 1) * p for i, p in enumerate(probs))
-    assert fields["mean_score"] == pytest.approx(expected, abs=1e-4)
-    assert fields["max_score"] == 5 and fields["score_spread"] == 1
+    assert fields.mean_score == pytest.approx(expected, abs=1e-4)
+    assert fields.max_score == 5 and fields.score_spread == 1
+    stored = fields.stored()  # what the store keeps: the integers stay integers
+    assert stored["scores"] == [4] and isinstance(stored["scores"][0], int)
+    assert stored["score_1"] == 4 and "reasoning" not in stored
 
 
 def test_no_distribution_without_logprobs_or_digits() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar, cast, get_args, overload
 
+from pydantic import BaseModel
 from sqlalchemy import Text, delete, func, insert, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -31,6 +32,7 @@ _MODELS: dict[str, Any] = {
     "screening": ScreeningJob,
     "indexer": IndexerJob,
 }
+M = TypeVar("M", bound=BaseModel)
 _INSERT_CHUNK = 1000
 _SPEND_KEYS = ("jobs", "spent_usd", "reserved_usd", "own_key_usd")
 
@@ -81,6 +83,11 @@ class ItemRow:
     status: str
     input: dict[str, Any]
     result: dict[str, Any] | None
+
+    def result_as(self, cls: type[M]) -> M | None:
+        """The stored result as its kind's typed model (``ScreeningResult``,
+        ``IndexedRecord``); None while the item has none."""
+        return None if self.result is None else cls.model_validate(self.result)
 
 
 log = get_logger(__name__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from crystallise.config.limits import check_record_count
 from crystallise.config.settings import Settings
@@ -22,6 +21,7 @@ from crystallise.decisions.calibrate import (
 from crystallise.decisions.stopping import consecutive_excludes, stopping
 from crystallise.errors import BadInput
 from crystallise.screening.assessment import exclusion_reason, failed
+from crystallise.screening.schemas import ScreeningResult
 from crystallise.screening.spec import ScreeningJobSpec
 
 STOPPING_METHOD = (
@@ -59,7 +59,7 @@ async def calibrate_job(
     """Calibrate a finished screening job on the caller's labels of a random sample."""
     row = await store.finished_job("screening", job_id, "calibrate")
     items = await store.all_items(job_id)
-    scored = {i.item_id: (i.result or {}).get("scores") for i in items}
+    scored = {i.item_id: ScreeningResult.of(i).scores for i in items}
     unknown = sorted(set(body.labels) - set(scored))
     if unknown:
         raise BadInput(f"labels: unknown record ids {unknown[:10]}")
@@ -181,14 +181,12 @@ async def agreement_job(
     """The AI's decisions of a finished job against the human reviewers' labels."""
     row = await store.finished_job("screening", job_id, "compare")
     threshold = body.threshold if body.threshold is not None else _job_threshold(row)
-    results = {i.item_id: i.result or {} for i in await store.all_items(job_id)}
+    results = {i.item_id: ScreeningResult.of(i) for i in await store.all_items(job_id)}
     unknown = sorted({p for labels in body.reviewers.values() for p in labels} - set(results))
     if unknown:
         raise BadInput(f"reviewers: unknown paper ids {unknown[:10]}")
     ai = {
-        p: int(float(r["final_score"]) >= threshold)
-        for p, r in results.items()
-        if isinstance(r.get("final_score"), int | float)
+        p: int(r.final_score >= threshold) for p, r in results.items() if r.final_score is not None
     }
     if not any(set(ai) & set(labels) for labels in body.reviewers.values()):
         raise BadInput("reviewers: no paper that a reviewer decided has an AI decision")
@@ -205,7 +203,11 @@ def _job_threshold(row: JobRow) -> float:
 
 
 def _agreement_response(
-    row: JobRow, threshold: float, found: Agreement, results: dict[str, Any], reviewers: list[str]
+    row: JobRow,
+    threshold: float,
+    found: Agreement,
+    results: dict[str, ScreeningResult],
+    reviewers: list[str],
 ) -> s.AgreementResponse:
     disagreements = [
         _disagreement(p, ai_label, truth, results[p], threshold)
@@ -233,30 +235,27 @@ def _agreement_response(
 
 
 def _disagreement(
-    paper: str, ai: int, truth: int, result: dict[str, Any], threshold: float
+    paper: str, ai: int, truth: int, result: ScreeningResult, threshold: float
 ) -> s.Disagreement:
     reason = exclusion_reason(result, threshold)
-    cited: dict[str, Any] = next(
-        (a for a in result.get("criteria_assessment") or [] if a.get("criterion") == reason),
-        {},
-    )
+    cited = next((a for a in result.criteria_assessment or [] if a.criterion == reason), None)
     return s.Disagreement(
         id=paper,
         ai=ai,
         consensus=truth,
         risk="missed_include" if truth == 1 else "extra_include",
-        final_score=result.get("final_score"),
-        verdict=result.get("verdict"),
+        final_score=result.final_score,
+        verdict=result.verdict,
         exclusion_reason=reason,
-        quote=cited.get("quote"),
-        quote_verified=cited.get("quote_verified") if cited else None,
-        decisive_criteria=[str(c) for c in result.get("decisive_criteria") or []],
-        reasoning=result.get("reasoning"),
+        quote=cited.quote if cited else None,
+        quote_verified=cited.quote_verified if cited else None,
+        decisive_criteria=[str(c) for c in result.decisive_criteria or []],
+        reasoning=result.reasoning,
     )
 
 
 def explained_by_criterion(
-    disagreements: list[tuple[str, dict[str, Any]]],
+    disagreements: list[tuple[str, ScreeningResult]],
 ) -> list[s.CriterionDisagreements]:
     """Per criterion, the disagreements its verdict explains: a missed include the AI failed
     on it (an include criterion not met, an exclude criterion met), an extra include the AI
@@ -270,17 +269,17 @@ def explained_by_criterion(
 
     for risk, result in disagreements:
         field = "missed_includes" if risk == "missed_include" else "extra_includes"
-        assessment = result.get("criteria_assessment")
+        assessment = result.criteria_assessment
         if not assessment:
-            for criterion in result.get("decisive_criteria") or []:
+            for criterion in result.decisive_criteria or []:
                 count(str(criterion), field)
             continue
-        failing = {a.get("criterion") for a in failed(assessment)}
+        failing = {a.criterion for a in failed(assessment)}
         for a in assessment:
-            if a.get("verdict") == "unclear":
-                count(str(a.get("criterion")), "unclear")
-            elif (a.get("criterion") in failing) == (risk == "missed_include"):
-                count(str(a.get("criterion")), field)
+            if a.verdict == "unclear":
+                count(a.criterion, "unclear")
+            elif (a.criterion in failing) == (risk == "missed_include"):
+                count(a.criterion, field)
     rows = [
         s.CriterionDisagreements(
             criterion=c, disagreements=n["missed_includes"] + n["extra_includes"], **n

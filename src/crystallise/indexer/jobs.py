@@ -8,6 +8,7 @@ from crystallise.config.settings import Settings
 from crystallise.db.jobs import ItemRow
 from crystallise.indexer.mock import mock_record
 from crystallise.indexer.pipeline import ExtractionContext, process_record
+from crystallise.indexer.schemas import IndexedRecord
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.jobs.engine.failures import job_failure, too_many_failed
 from crystallise.jobs.engine.items import map_items
@@ -18,9 +19,9 @@ from crystallise.llm.client import LLMClient
 from crystallise.llm.errors import LLMError
 
 
-def _failure(failed: int, decided: int, last: dict[str, Any]) -> LLMError:
-    category = str(last.get("error_category") or "unknown")
-    return job_failure(failed, decided, "records", category, str(last.get("error")))
+def _failure(failed: int, decided: int, last: IndexedRecord) -> LLMError:
+    category = last.error_category or "unknown"
+    return job_failure(failed, decided, "records", category, str(last.error))
 
 
 class IndexerJob:
@@ -53,10 +54,11 @@ class IndexerJob:
 
     async def _one(self, item: ItemRow) -> None:
         if self.mock:
-            result = mock_record(self.spec.fields, item.input)
+            extracted = mock_record(self.spec.fields, item.input)
         else:
-            result = await process_record(self.ext, item.input)
-        ok = result["indexing_status"] == "ok"
+            extracted = await process_record(self.ext, item.input)
+        result = IndexedRecord.model_validate(extracted)
+        ok = result.indexing_status == "ok"
         self.ctx.writer.put(item.seq, "done" if ok else "error", result)
         self.decided += 1
         if not ok:
@@ -82,9 +84,10 @@ class IndexerJob:
 
     async def _outcome(self) -> JobOutcome:
         failed = await self.ctx.store.all_items(self.ctx.job_id, ["error"])
-        errors = [f"Record {i.item_id}: {(i.result or {}).get('error')}" for i in failed]
+        records = [i.result_as(IndexedRecord) or IndexedRecord(ID=i.item_id) for i in failed]
+        errors = [f"Record {i.item_id}: {r.error}" for i, r in zip(failed, records, strict=True)]
         if failed and len(failed) == self.total:
-            raise _failure(len(failed), self.total, failed[0].result or {})
+            raise _failure(len(failed), self.total, records[0])
         summary = self.ext.tally.summary()
         return JobOutcome(
             stage="extraction",

@@ -85,6 +85,13 @@ class IndexedRecord(BaseModel):
     ID: str | int | None = None
     indexing_status: str | None = None
     error: str | None = None
+    error_category: str | None = None
+
+    def extracted(self, name: str) -> Any:
+        """The extraction of the field ``name`` (``{value, confidence, evidence, ...}``)."""
+        if name in IndexedRecord.model_fields:  # a field named like a column (``error``)
+            return getattr(self, name)
+        return (self.model_extra or {}).get(name)
 
 
 class IndexerRunResponse(BaseModel):

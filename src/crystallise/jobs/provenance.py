@@ -12,6 +12,7 @@ from crystallise.db.jobs import JobKind, JobRow
 from crystallise.errors import NotFound
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.screening.prisma import prisma_counts
+from crystallise.screening.schemas import ScreeningResult
 from crystallise.screening.spec import ScreeningJobSpec
 from crystallise.services import Services
 
@@ -133,9 +134,11 @@ async def _counts(
     }
     if isinstance(spec, ScreeningJobSpec):
         threshold = spec.threshold
-        scored = [i.result for i in items if i.result and "final_score" in i.result]
-        counts["below_threshold"] = sum(1 for r in scored if r["final_score"] < threshold)
-        counts["at_or_above_threshold"] = len(scored) - counts["below_threshold"]
+        scores = [
+            r.final_score for r in map(ScreeningResult.of, items) if r.final_score is not None
+        ]
+        counts["below_threshold"] = sum(1 for score in scores if score < threshold)
+        counts["at_or_above_threshold"] = len(scores) - counts["below_threshold"]
         reasons = prisma_counts(items, threshold)["excluded_by_reason"]
         counts.update({f"excluded: {r['reason']}": r["count"] for r in reasons})
     return counts

@@ -34,7 +34,9 @@ from typing import Any, Literal
 
 from crystallise.common.types import JOB_THRESHOLD
 from crystallise.db.jobs import ItemRow
+from crystallise.indexer.schemas import IndexedRecord
 from crystallise.screening.assessment import exclusion_reason
+from crystallise.screening.schemas import ScreeningResult
 
 ExportFormat = Literal["ris", "csv", "jsonl", "xlsx"]
 MEDIA_TYPES: dict[str, str] = {
@@ -78,20 +80,20 @@ def _joined(value: Any) -> str:
 
 def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
     """One screened record: its bibliographic fields, scores and the decision at the threshold."""
-    paper, result = item.input, item.result or {}
-    final = result.get("final_score")
-    if "error" in result:
+    paper, result = item.input, ScreeningResult.of(item)
+    final = result.final_score
+    if result.failed:
         decision = "error"
     elif final is None:
         decision = "pending"
     else:
         decision = "include" if final >= plan.threshold else "exclude"
-    cluster_ids = result.get("cluster_ids") or []
+    cluster_ids = result.cluster_ids or []
     row: dict[str, Any] = {"record_id": paper.get("id", item.item_id)}
     row.update({name: paper.get(name) for name in _BIBLIO})
-    for assessed in result.get("criteria_assessment") or []:
-        row[f"{assessed.get('id')}_verdict"] = assessed.get("verdict")
-        row[f"{assessed.get('id')}_quote"] = assessed.get("quote")
+    for assessed in result.criteria_assessment or []:
+        row[f"{assessed.id}_verdict"] = assessed.verdict
+        row[f"{assessed.id}_quote"] = assessed.quote
     row.update(
         decision=decision,
         included={"include": 1, "exclude": 0}.get(decision),
@@ -99,27 +101,28 @@ def screening_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
         if decision == "exclude"
         else None,
         final_score=final,
-        scores=result.get("scores") or [],
-        reasoning=result.get("reasoning"),
+        scores=result.scores or [],
+        reasoning=result.reasoning,
         cluster=plan.clusters.get(cluster_ids[0]) if cluster_ids else None,
-        flags=result.get("flags") or [],
+        flags=result.flags or [],
         duplicate_of_id=paper.get("duplicate_of"),
-        error=result.get("error"),
+        error=result.error,
     )
     return row
 
 
 def indexer_row(item: ItemRow, plan: ExportPlan) -> dict[str, Any]:
     """One indexed record: each extracted field's value, confidence and evidence."""
-    record, result = item.input, item.result or {}
+    record, result = item.input, item.result_as(IndexedRecord)
     row: dict[str, Any] = {
         "record_id": record.get("ID", item.item_id),
         "title": record.get("Title") or record.get("title"),
-        "indexing_status": result.get("indexing_status") or ("pending" if not result else None),
-        "error": result.get("error"),
+        "indexing_status": (result.indexing_status if result else None)
+        or ("pending" if not item.result else None),
+        "error": result.error if result else None,
     }
     for name in plan.fields:
-        value = result.get(name)
+        value = result.extracted(name) if result else None
         row[name] = value.get("value") if isinstance(value, dict) else value
         row[f"{name}_confidence"] = value.get("confidence") if isinstance(value, dict) else None
         evidence = value.get("evidence") if isinstance(value, dict) else None

@@ -18,11 +18,12 @@ from typing import Any
 
 from crystallise.common.quotes import verify_quotes
 from crystallise.screening.criteria import Criterion
+from crystallise.screening.schemas import CriterionVerdict, ScreeningResult
 
 VERDICTS = ("met", "not_met", "unclear")
 
 
-def assess(parsed: Any, criteria: list[Criterion], paper: dict[str, Any]) -> list[dict[str, Any]]:
+def assess(parsed: Any, criteria: list[Criterion], paper: dict[str, Any]) -> list[CriterionVerdict]:
     """The model's per-criterion answers, one per job criterion, quotes checked."""
     answers = {getattr(a, "criterion", None): a for a in getattr(parsed, "criteria_assessment", [])}
     title, abstract = str(paper.get("title") or ""), str(paper.get("abstract") or "")
@@ -33,49 +34,46 @@ def assess(parsed: Any, criteria: list[Criterion], paper: dict[str, Any]) -> lis
         quote = str(getattr(answer, "quote", "") or "").strip()[:500] or None
         verified = quote is not None and verify_quotes([quote], title, abstract)[0] is True
         out.append(
-            {
-                "criterion": criterion.label,
-                "id": criterion.id,
-                "type": criterion.kind,
-                "verdict": verdict if verdict in VERDICTS else "unclear",
-                "quote": quote,
-                "quote_verified": verified,
-            }
+            CriterionVerdict(
+                criterion=criterion.label,
+                id=criterion.id,
+                type=criterion.kind,
+                verdict=verdict if verdict in VERDICTS else "unclear",
+                quote=quote,
+                quote_verified=verified,
+            )
         )
     return out
 
 
-def failed(assessment: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        a
-        for a in assessment
-        if (a.get("type") == "include" and a.get("verdict") == "not_met")
-        or (a.get("type") == "exclude" and a.get("verdict") == "met")
-    ]
+def failed(assessment: list[CriterionVerdict]) -> list[CriterionVerdict]:
+    return [a for a in assessment if a.fails]
 
 
-def exclusion_reason(result: dict[str, Any], threshold: float) -> str | None:
+def exclusion_reason(result: ScreeningResult, threshold: float) -> str | None:
     """The criterion that excludes a paper below ``threshold`` (the rule above); None for a
     paper at or above it, or one without a score."""
-    score = result.get("final_score")
-    if not isinstance(score, int | float) or score >= threshold:
+    score = result.final_score
+    if score is None or score >= threshold:
         return None
-    candidates = failed(result.get("criteria_assessment") or [])
+    candidates = failed(result.criteria_assessment or [])
     if not candidates:
         return "unclear"
-    verified = [a for a in candidates if a.get("quote_verified")]
-    return str((verified or candidates)[0]["criterion"])
+    verified = [a for a in candidates if a.quote_verified]
+    return (verified or candidates)[0].criterion
 
 
-def with_reason(result: dict[str, Any], threshold: float) -> dict[str, Any]:
-    """``result`` with its ``exclusion_reason`` at ``threshold`` (added when it has one)."""
+def with_reason(result: ScreeningResult, threshold: float) -> ScreeningResult:
+    """``result`` with its ``exclusion_reason`` at ``threshold`` (set when it has one)."""
     reason = exclusion_reason(result, threshold)
-    return {**result, "exclusion_reason": reason} if reason is not None else result
+    if reason is not None:
+        result.exclusion_reason = reason
+    return result
 
 
 def mock_assessment(
     criteria: list[Criterion], verdict: str, paper: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> list[CriterionVerdict]:
     """Mock mode's deterministic assessment, consistent with its verdict: all criteria hold
     ("met"), none can be told ("unclear"), or the first criterion fails ("unmet"), quoting
     the title's first words (a quote that verifies)."""
@@ -87,15 +85,17 @@ def mock_assessment(
         answer = {"met": holds, "unclear": "unclear"}.get(verdict)
         answer = answer or (fails if index == 0 else "unclear")
         cited = quote if index == 0 and answer != "unclear" else None
+        verified = cited is not None and verify_quotes([cited], str(paper.get("title") or ""), "")
         out.append(
-            {
-                "criterion": criterion.label,
-                "id": criterion.id,
-                "type": criterion.kind,
-                "verdict": answer,
-                "quote": cited,
-                "quote_verified": cited is not None
-                and verify_quotes([cited], str(paper.get("title") or ""), "")[0] is True,
-            }
+            CriterionVerdict.model_validate(
+                {
+                    "criterion": criterion.label,
+                    "id": criterion.id,
+                    "type": criterion.kind,
+                    "verdict": answer,
+                    "quote": cited,
+                    "quote_verified": bool(verified and verified[0] is True),
+                }
+            )
         )
     return out

@@ -23,7 +23,7 @@ from crystallise.llm.tokens import estimate_text_tokens
 from crystallise.prompts import screening as prompts
 from crystallise.screening.estimate import ASSIGN_BATCH, THEME_SAMPLE
 from crystallise.screening.estimate import THEME_CHUNK_TOKENS as CHUNK_TOKENS
-from crystallise.screening.schemas import ThemesOutput
+from crystallise.screening.schemas import ScreeningResult, ThemesOutput
 
 if TYPE_CHECKING:
     from crystallise.db.async_jobs import AsyncJobStore
@@ -141,10 +141,10 @@ class ClusteringStages:
         )
         listing += f"\n{other_id}: Other — fits none of the themes above"
         system = (prompts.ASSIGNMENT.system or "").format(themes=listing)
+        results = [ScreeningResult.of(item) for item in batch]
         papers = "\n".join(
-            f"{key}: (score {(item.result or {}).get('final_score', 0):.1f}) "
-            f"{json.dumps((item.result or {}).get('reasoning', ''))}"
-            for key, item in zip(keys, batch, strict=True)
+            f"{key}: (score {r.final_score or 0:.1f}) {json.dumps(r.reasoning or '')}"
+            for key, r in zip(keys, results, strict=True)
         )
         try:
             result = await self._chat(
@@ -164,11 +164,9 @@ class ClusteringStages:
         for assignment in result.parsed.assignments:
             ids = list(dict.fromkeys(assignment.theme_ids))[:3]
             chosen.setdefault(assignment.paper_key, ids)
-        for key, item in zip(keys, batch, strict=True):
+        for key, item, r in zip(keys, batch, results, strict=True):
             ids = chosen.get(key) or [other_id]  # repair: a paper the model skipped
-            self.writer.put(
-                item.seq, "done", {**(item.result or {}), "cluster_id": ids[0], "cluster_ids": ids}
-            )
+            self.writer.put(item.seq, "done", r.updated(cluster_id=ids[0], cluster_ids=ids))
         progress[0] += len(batch)
         await self.ctx.report(0.9 + 0.1 * progress[0] / max(total, 1), "assignment")
 
@@ -179,18 +177,14 @@ class ClusteringStages:
         rows: list[tuple[int, float, str]] = []
         unselected: list[tuple[int, str, dict[str, Any] | None]] = []
         for item in await self.store.all_items(self.ctx.job_id, ["reasoned"]):
-            score = float((item.result or {}).get("final_score", 0.0))
+            result = ScreeningResult.of(item)
+            score = float(result.final_score or 0.0)
             if self._selected(score):
                 selected.append(item)
-                rows.append((item.seq, score, str((item.result or {}).get("reasoning", ""))))
+                rows.append((item.seq, score, result.reasoning or ""))
             else:
-                unselected.append(
-                    (
-                        item.seq,
-                        "done",
-                        {**(item.result or {}), "cluster_id": None, "cluster_ids": []},
-                    )
-                )
+                unassigned = result.updated(cluster_id=None, cluster_ids=[])
+                unselected.append((item.seq, "done", unassigned.stored()))
         if unselected:
             await self.store.save_items(self.ctx.job_id, unselected)
         if not selected:
@@ -220,7 +214,7 @@ class ClusteringStages:
     async def _final_clusters(self, clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         counts: dict[int, int] = {}
         for item in await self.store.all_items(self.ctx.job_id):
-            for cid in (item.result or {}).get("cluster_ids") or []:
+            for cid in ScreeningResult.of(item).cluster_ids or []:
                 counts[cid] = counts.get(cid, 0) + 1
         out = [{**c, "count": counts.get(c["cluster_id"], 0)} for c in clusters]
         other_id = len(clusters) + 1

@@ -12,6 +12,7 @@ from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.runner import JobContext, JobOutcome
 from crystallise.screening.assessment import mock_assessment
 from crystallise.screening.criteria import Criterion
+from crystallise.screening.schemas import ScreeningResult
 from crystallise.screening.scoring import score_fields
 from crystallise.screening.spec import ScreeningJobSpec
 
@@ -87,7 +88,7 @@ async def mock_screen_papers(
     await ctx.report(1.0, "assignment", force=True)
     counts = {c["cluster_id"]: 0 for c in _CLUSTERS}
     for item in await ctx.store.all_items(ctx.job_id, ["done"]):
-        for cid in (item.result or {}).get("cluster_ids") or []:
+        for cid in ScreeningResult.of(item).cluster_ids or []:
             counts[cid] += 1
     clusters = [
         {**c, "count": counts[c["cluster_id"]]} for c in _CLUSTERS if counts[c["cluster_id"]]
@@ -108,22 +109,24 @@ async def mock_screen_papers(
     )
 
 
-def mock_result(paper: dict[str, Any], spec: ScreeningJobSpec) -> dict[str, Any]:
+def mock_result(paper: dict[str, Any], spec: ScreeningJobSpec) -> ScreeningResult:
     """One paper's canned result: content-derived scores, a mock reason and its cluster."""
-    result = score_fields(paper, mock_scores(paper, spec.repetitions, spec.criteria))
+    scored = score_fields(paper, mock_scores(paper, spec.repetitions, spec.criteria))
+    final = scored.final_score or 0.0
     title = paper.get("title") or "this paper"
-    cid = _cluster_for(result["final_score"])
+    cid = _cluster_for(final)
     selected = spec.clusters_type is None or (
-        (result["final_score"] >= spec.threshold) == (spec.clusters_type == "include")
+        (final >= spec.threshold) == (spec.clusters_type == "include")
     )
     verdict = "met" if cid == 1 else ("unclear" if cid == 2 else "unmet")
-    result.update(
-        reasoning=f"Mock mode: '{title[:80]}' scored {result['final_score']:.1f} against "
+    return scored.updated(
+        reasoning=f"Mock mode: '{title[:80]}' scored {final:.1f} against "
         f"{len(spec.criteria)} criteria. Run without mock for real reasoning.",
         verdict=verdict,
         decisive_criteria=[c.id for c in spec.criteria[:1]],
-        criteria_assessment=mock_assessment(spec.criteria, verdict, paper),
+        criteria_assessment=[
+            a.model_dump() for a in mock_assessment(spec.criteria, verdict, paper)
+        ],
         cluster_id=cid if selected else None,
         cluster_ids=[cid] if selected else [],
     )
-    return result

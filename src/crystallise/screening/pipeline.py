@@ -33,7 +33,7 @@ from crystallise.screening.clustering import ClusteringStages
 from crystallise.screening.criteria import criterion_ids, job_context
 from crystallise.screening.estimate import label_calls_per_paper
 from crystallise.screening.provider_batch import ProviderBatches
-from crystallise.screening.schemas import LabelOutput, has_text
+from crystallise.screening.schemas import LabelOutput, ScreeningResult, has_text
 from crystallise.screening.scoring import (
     TOP_LOGPROBS,
     distribution_fields,
@@ -155,7 +155,7 @@ class ScreeningPipeline(ClusteringStages):
             "max_output_tokens": 1024 if self.plan.reasoning_effort else 16,
         }
 
-    async def label(self, paper: dict[str, Any]) -> dict[str, Any]:
+    async def label(self, paper: dict[str, Any]) -> ScreeningResult:
         """The paper's score fields: ``repetitions`` independent 1-5 scores (one call with
         n>1 where supported), or the score distribution of one answer (``scoring``)."""
         reps = self.spec.repetitions
@@ -186,14 +186,14 @@ class ScreeningPipeline(ClusteringStages):
         return score_fields(paper, scores[:reps])
 
     def reason_messages(
-        self, paper: dict[str, Any], labelled: dict[str, Any]
+        self, paper: dict[str, Any], labelled: ScreeningResult
     ) -> list[dict[str, Any]]:
         return [
             {"role": "system", "content": self.reason_system},
             self._paper_message(paper, scores=rating_text(labelled)),
         ]
 
-    async def reason(self, paper: dict[str, Any], labelled: dict[str, Any]) -> dict[str, Any]:
+    async def reason(self, paper: dict[str, Any], labelled: ScreeningResult) -> ScreeningResult:
         result = await self._chat(
             True,
             self.reason_messages(paper, labelled),
@@ -205,11 +205,11 @@ class ScreeningPipeline(ClusteringStages):
     # ---- stage 1+2: per-paper labelling and reasoning ---------------------------------
     async def _paper(self, item: ItemRow, progress: _Progress) -> None:
         paper = item.input
-        result = dict(item.result or {})
+        result = item.result_as(ScreeningResult)
         try:
-            if item.status == "pending":
+            if item.status == "pending" or result is None:
                 result = await self.label(paper)
-                self.writer.put(item.seq, "labelled", dict(result))
+                self.writer.put(item.seq, "labelled", result)
                 progress.labelled += 1
                 progress.mark("labelling")
                 await self._report(progress)
@@ -225,19 +225,20 @@ class ScreeningPipeline(ClusteringStages):
             if exc.stops_job:
                 self.failure = self.failure or exc
                 return
-            await self._item_failed(item, result or {"id": paper["id"]}, exc, progress)
+            scored = result or ScreeningResult(id=str(paper["id"]))
+            await self._item_failed(item, scored, exc, progress)
 
     def _halted(self) -> bool:
         return self.failure is not None or self.ctx.cancelled()
 
     async def _item_failed(
-        self, item: ItemRow, result: dict[str, Any], exc: LLMError, progress: _Progress
+        self, item: ItemRow, result: ScreeningResult, exc: LLMError, progress: _Progress
     ) -> None:
         """Keep what the paper got (e.g. its scores) with its error; stop only on a pattern."""
-        failed = {**result, "error": exc.message, "error_category": exc.category.value}
+        failed = result.updated(error=exc.message, error_category=exc.category.value)
         self.writer.put(item.seq, "error", failed)
         progress.failed += 1
-        if "scores" not in result:  # failed before its labels were counted
+        if result.scores is None:  # failed before its labels were counted
             progress.labelled += 1
         progress.reasoned += 1
         await self._report(progress)
@@ -342,13 +343,13 @@ class ScreeningPipeline(ClusteringStages):
             total = await self.store.count_items(self.ctx.job_id)
             if failed and failed == total:
                 (item,) = await self.store.items(self.ctx.job_id, statuses=["error"], limit=1)
-                error = item.result or {}
+                error = item.result_as(ScreeningResult)
                 self.failure = job_failure(
                     failed,
                     total,
                     "papers",
-                    str(error.get("error_category") or "unknown"),
-                    str(error.get("error", "")),
+                    (error and error.error_category) or "unknown",
+                    (error and error.error) or "",
                 )
         if self.failure is not None:
             raise self.failure
@@ -358,11 +359,12 @@ class ScreeningPipeline(ClusteringStages):
 
 def failed_papers(items: list[ItemRow]) -> list[str]:
     """The job's ``errors`` list: one line per failed paper (the first MAX_LISTED_ERRORS)."""
-    return [
-        f"Paper {i.item_id}: {(i.result or {}).get('error_category')}: "
-        f"{(i.result or {}).get('error')}"
-        for i in items[:MAX_LISTED_ERRORS]
-    ]
+    lines = []
+    for item in items[:MAX_LISTED_ERRORS]:
+        result = item.result_as(ScreeningResult)
+        category, error = (result.error_category, result.error) if result else (None, None)
+        lines.append(f"Paper {item.item_id}: {category}: {error}")
+    return lines
 
 
 async def screen_papers(ctx: JobContext, spec: ScreeningJobSpec, llm: LLMClient) -> JobOutcome:

@@ -9,6 +9,7 @@ from typing import Any
 
 from crystallise.db.jobs import ItemRow
 from crystallise.screening.assessment import exclusion_reason
+from crystallise.screening.schemas import ScreeningResult
 
 
 def prisma_counts(items: Iterable[ItemRow], threshold: float) -> dict[str, Any]:
@@ -18,13 +19,13 @@ def prisma_counts(items: Iterable[ItemRow], threshold: float) -> dict[str, Any]:
     screened = 0
     for item in items:
         screened += 1
-        result = item.result or {}
+        result = ScreeningResult.of(item)
         if item.input.get("duplicate_of"):
             counts["duplicates_flagged"] += 1
-        score = result.get("final_score")
-        if "error" in result:
+        score = result.final_score
+        if result.failed:
             counts["failed"] += 1
-        elif not isinstance(score, int | float):
+        elif score is None:
             counts["pending"] += 1
         elif score >= threshold:
             counts["included"] += 1

@@ -29,6 +29,7 @@ from crystallise.llm.cost import BATCH_SUFFIX
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.llm.shaping import PreparedCall
 from crystallise.screening.assessment import assess
+from crystallise.screening.schemas import ScreeningResult
 from crystallise.screening.scoring import (
     TOP_LOGPROBS,
     distribution_fields,
@@ -39,6 +40,7 @@ from crystallise.screening.scoring import (
 
 if TYPE_CHECKING:
     from crystallise.screening.pipeline import ScreeningPipeline, _Progress
+
 
 MAX_ROUNDS = 3  # batches per stage for papers whose requests failed inside a batch
 STAGES = {"labelling": "pending", "reasoning": "labelled"}  # stage -> papers it takes
@@ -81,7 +83,7 @@ class ProviderBatches:
         return [self._prepare(messages, **kw) for _ in range(reps)]
 
     def _reason_calls(self, item: ItemRow) -> list[PreparedCall]:
-        messages = self.p.reason_messages(item.input, item.result or {})
+        messages = self.p.reason_messages(item.input, ScreeningResult.of(item))
         return [self._prepare(messages, output_schema=self.p.reasoning_schema)]
 
     def _calls(self, stage: str, item: ItemRow) -> list[PreparedCall]:
@@ -106,7 +108,9 @@ class ProviderBatches:
                 return False
             parsed = results[0].parsed
             assessment = assess(parsed, self.p.spec.criteria, item.input)
-            self.p.writer.put(item.seq, "reasoned", reasoned(item.result or {}, parsed, assessment))
+            self.p.writer.put(
+                item.seq, "reasoned", reasoned(ScreeningResult.of(item), parsed, assessment)
+            )
             return True
         if self.p.spec.scoring == "distribution" and item.seq not in self.sample_instead:
             probs = score_distribution(results[0].choices[0].logprobs) if results else None
@@ -245,9 +249,7 @@ class ProviderBatches:
                 ErrorCategory.TRANSIENT,
                 item=True,
             )
-            await self.p._item_failed(
-                item, dict(item.result or {"id": item.item_id}), error, progress
-            )
+            await self.p._item_failed(item, ScreeningResult.of(item), error, progress)
 
     async def cancel_open(self) -> None:
         """Cancel the job's batches still running at the provider."""

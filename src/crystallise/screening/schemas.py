@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,6 +17,9 @@ from pydantic import (
 from crystallise.common.types import JOB_THRESHOLD, JobThreshold, ModelName, ProjectId, Repetitions
 from crystallise.records.formats import year_of
 from crystallise.screening.criteria import CriterionInput
+
+if TYPE_CHECKING:
+    from crystallise.db.jobs import ItemRow
 
 
 def plain_text(value: Any) -> str:
@@ -202,17 +205,20 @@ class JobCreated(BaseModel):
 
 
 class ScreeningResult(BaseModel):
-    """One paper's result. The fields below are typed for generated clients; ``score_1`` ..
-    ``score_N`` (one per repetition) and any field added later pass through unchanged."""
+    """One paper's result, as the pipeline builds it, the store keeps it and every reader
+    (the poll, the results page, exports, PRISMA, agreement, provenance) reads it back with
+    ``item.result_as(ScreeningResult)``. ``score_1`` .. ``score_N`` (one per repetition) and
+    any field added later pass through unchanged. Scores are the model's 1-5 integers; the
+    means are floats."""
 
     model_config = ConfigDict(extra="allow")
     id: str
     status: str | None = None
     final_score: float | None = None
     mean_score: float | None = None
-    max_score: float | None = None
-    score_spread: float | None = None
-    scores: list[float] | None = None
+    max_score: int | None = None
+    score_spread: int | None = None
+    scores: list[int] | None = None
     score_distribution: list[float] | None = Field(None, description="P(score = 1..5)")
     score_sd: float | None = None
     scoring: str | None = Field(None, description="samples or distribution")
@@ -228,6 +234,25 @@ class ScreeningResult(BaseModel):
     cluster_id: int | None = None
     cluster_ids: list[int] | None = None
     error: str | None = None
+    error_category: str | None = None
+
+    @classmethod
+    def of(cls, item: ItemRow) -> ScreeningResult:
+        """The item's result so far (only its id while it has none; the item's id where
+        the stored result does not carry one)."""
+        return cls.model_validate({"id": item.item_id, **(item.result or {})})
+
+    def stored(self) -> dict[str, Any]:
+        """The stored form: the fields this result was given, JSON-ready."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+    def updated(self, **fields: Any) -> ScreeningResult:
+        """A copy with ``fields`` set (validated)."""
+        return ScreeningResult.model_validate({**self.stored(), **fields})
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 class CriterionVerdict(BaseModel):
@@ -237,6 +262,13 @@ class CriterionVerdict(BaseModel):
     verdict: Literal["met", "not_met", "unclear"]
     quote: str | None = None
     quote_verified: bool = False
+
+    @property
+    def fails(self) -> bool:
+        """An include criterion not met, or an exclude criterion met."""
+        return (self.type == "include" and self.verdict == "not_met") or (
+            self.type == "exclude" and self.verdict == "met"
+        )
 
 
 class ReasonCount(BaseModel):

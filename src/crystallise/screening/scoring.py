@@ -19,7 +19,7 @@ import re
 import statistics
 from typing import Any, Literal
 
-from crystallise.screening.schemas import has_text
+from crystallise.screening.schemas import CriterionVerdict, ScreeningResult, has_text
 
 Scoring = Literal["samples", "distribution"]
 # alternatives asked for at each token (OpenAI's maximum): enough that all five scores are
@@ -72,25 +72,26 @@ def _flags(paper: dict[str, Any], spread: int) -> list[str]:
     return flags
 
 
-def score_fields(paper: dict[str, Any], scores: list[int]) -> dict[str, Any]:
+def score_fields(paper: dict[str, Any], scores: list[int]) -> ScreeningResult:
     """Per-repetition scores, their mean (``final_score``) and flags for human attention."""
     mean = round(statistics.fmean(scores), 4)
-    fields: dict[str, Any] = {"id": paper["id"]}
-    fields.update({f"score_{i}": s for i, s in enumerate(scores, 1)})
     spread = max(scores) - min(scores)
-    fields.update(
-        scores=scores,
-        mean_score=mean,
-        final_score=mean,
-        max_score=max(scores),
-        score_spread=spread,
-        flags=_flags(paper, spread),
-        scoring="samples",
+    return ScreeningResult.model_validate(
+        {
+            "id": paper["id"],
+            **{f"score_{i}": s for i, s in enumerate(scores, 1)},
+            "scores": scores,
+            "mean_score": mean,
+            "final_score": mean,
+            "max_score": max(scores),
+            "score_spread": spread,
+            "flags": _flags(paper, spread),
+            "scoring": "samples",
+        }
     )
-    return fields
 
 
-def distribution_fields(paper: dict[str, Any], probs: list[float]) -> dict[str, Any]:
+def distribution_fields(paper: dict[str, Any], probs: list[float]) -> ScreeningResult:
     """The result fields of a distribution-scored paper: the most likely score as its one
     score, the expected score as ``mean_score``/``final_score``, the standard deviation,
     and the plausible range (scores at least PLAUSIBLE likely) as max and spread."""
@@ -99,45 +100,46 @@ def distribution_fields(paper: dict[str, Any], probs: list[float]) -> dict[str, 
     sd = math.sqrt(sum(p * (i + 1 - mean) ** 2 for i, p in enumerate(probs)))
     plausible = [i + 1 for i, p in enumerate(probs) if p >= PLAUSIBLE] or [mode]
     spread = max(plausible) - min(plausible)
-    return {
-        "id": paper["id"],
-        "score_1": mode,
-        "scores": [mode],
-        "mean_score": round(mean, 4),
-        "final_score": round(mean, 4),
-        "max_score": max(plausible),
-        "score_spread": spread,
-        "score_distribution": [round(p, 4) for p in probs],
-        "score_sd": round(sd, 4),
-        "flags": _flags(paper, spread),
-        "scoring": "distribution",
-    }
+    return ScreeningResult.model_validate(
+        {
+            "id": paper["id"],
+            "score_1": mode,
+            "scores": [mode],
+            "mean_score": round(mean, 4),
+            "final_score": round(mean, 4),
+            "max_score": max(plausible),
+            "score_spread": spread,
+            "score_distribution": [round(p, 4) for p in probs],
+            "score_sd": round(sd, 4),
+            "flags": _flags(paper, spread),
+            "scoring": "distribution",
+        }
+    )
 
 
-def rating_text(result: dict[str, Any]) -> str:
+def rating_text(result: ScreeningResult) -> str:
     """How the reasoning prompt states a paper's scores."""
-    probs = result.get("score_distribution")
+    probs = result.score_distribution
     if probs:
         shown = ", ".join(f"{p:.2f}" for p in probs)
-        return f"P(score = 1..5) = {shown} (expected {result['mean_score']:.2f})"
-    scores = result["scores"]
+        return f"P(score = 1..5) = {shown} (expected {result.mean_score or 0:.2f})"
+    scores = result.scores or []
     return ", ".join(map(str, scores)) + f" (mean {statistics.fmean(scores):.2f})"
 
 
 def reasoned(
-    labelled: dict[str, Any], parsed: Any, assessment: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+    labelled: ScreeningResult, parsed: Any, assessment: list[CriterionVerdict] | None = None
+) -> ScreeningResult:
     """A labelled result with its reasoning, verdict, decisive criteria and per-criterion
     assessment (screening/assessment.py); flagged when the verdict contradicts the scores."""
-    result = {
-        **labelled,
-        "reasoning": parsed.reasoning,
-        "verdict": parsed.verdict,
-        "decisive_criteria": [c for c in parsed.decisive_criteria if c != "none"],
-        "criteria_assessment": assessment or [],
-    }
-    if (result["verdict"] == "unmet" and result["mean_score"] >= 4) or (
-        result["verdict"] == "met" and result["mean_score"] <= 2
-    ):
-        result["flags"] = [*result.get("flags", []), "verdict_score_conflict"]
-    return result
+    mean = labelled.mean_score or 0
+    flags = list(labelled.flags or [])
+    if (parsed.verdict == "unmet" and mean >= 4) or (parsed.verdict == "met" and mean <= 2):
+        flags.append("verdict_score_conflict")
+    return labelled.updated(
+        reasoning=parsed.reasoning,
+        verdict=parsed.verdict,
+        decisive_criteria=[c for c in parsed.decisive_criteria if c != "none"],
+        criteria_assessment=[a.model_dump() for a in assessment or []],
+        flags=flags,
+    )

@@ -55,11 +55,12 @@ async def create_job(
 
 def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
     usage = {k: v for k, v in (row.usage or {}).items() if k in (*USAGE_KEYS, "cost_per_paper_usd")}
+    records = [i.result_as(s.IndexedRecord) for i in items]
     errors = row.errors
     if errors is None:
         errors = [
-            f"Record {i.item_id}: {(i.result or {}).get('error')}"
-            for i in items
+            f"Record {i.item_id}: {r.error if r else None}"
+            for i, r in zip(items, records, strict=True)
             if i.status == "error"
         ]
     return s.IndexerJobResponse(
@@ -67,7 +68,7 @@ def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
         status=row.status,
         progress=row.progress,
         stage=row.stage,
-        partial_results=[i.result for i in items if i.result is not None],
+        partial_results=[r for r in records if r is not None],
         errors=errors,
         usage=usage or None,
         error=row.error,

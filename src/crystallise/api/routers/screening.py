@@ -14,7 +14,7 @@ from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
-from crystallise.db.jobs import ItemRow, JobRow
+from crystallise.db.jobs import JobRow
 from crystallise.db.models import ScreeningJob
 from crystallise.jobs.submit import (
     estimate_screening_job,
@@ -51,15 +51,9 @@ def _threshold(row: ScreeningJob) -> float:
     return row.spec(ScreeningJobSpec).threshold
 
 
-def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
+def _job_view(row: ScreeningJob, results: list[s.ScreeningResult] | None) -> s.ScreeningJobResponse:
     """The poll answer: state always; results (with exclusion reasons at the job's
-    threshold) and clusters once the job has ended."""
-    threshold = _threshold(row)
-    results = (
-        [with_reason(i.result, threshold) for i in items if i.result is not None]
-        if items is not None
-        else None
-    )
+    threshold, set by the caller) and clusters once the job has ended."""
     ended = row.status in _TERMINAL_WITH_RESULTS
     return s.ScreeningJobResponse(
         job_id=row.id,
@@ -77,7 +71,7 @@ def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobR
         model=row.model,
         model_version=row.model_version,
         warnings=row.spec(ScreeningJobSpec).warnings or None,
-        failed_count=sum(1 for r in results if "error" in r) if results is not None else None,
+        failed_count=sum(r.failed for r in results) if results is not None else None,
         errors=row.errors or None,
         papers_count=row.item_count,
         project_id=row.project_id,
@@ -129,10 +123,10 @@ def _finished_job_json(row: ScreeningJob, texts: list[str]) -> bytes:
     threshold = _threshold(row)
     head = _job_view(row, []).model_dump(mode="json", exclude_none=True)
     with collector_paused():
-        loaded = (orjson.loads(t) for t in texts)
-        results = [with_reason(r, threshold) for r in loaded if r is not None]
-        head["failed_count"] = sum(1 for r in results if "error" in r)
-        dumped = _RESULTS.dump_json(_RESULTS.validate_python(results), exclude_none=True)
+        stored = ",".join(t for t in texts if t != "null")  # a JSON null: no result yet
+        results = _RESULTS.validate_json(f"[{stored}]")
+        head["failed_count"] = sum(with_reason(r, threshold).failed for r in results)
+        dumped = _RESULTS.dump_json(results, exclude_none=True)
         del results
     head["results"] = orjson.Fragment(dumped)
     return orjson.dumps(head)
@@ -148,10 +142,9 @@ async def results_page(
     row = await get_job_or_404(services, "screening", job_id)
     page = await services.store.result_page(job_id, offset, limit)
     threshold = _threshold(row)
-    results: list[dict[str, Any]] = [
-        {"id": i.item_id, "status": i.status, **with_reason(i.result or {}, threshold)}
-        for i in page
-    ]
+    results = [with_reason(s.ScreeningResult.of(i), threshold) for i in page]
+    for item, result in zip(page, results, strict=True):
+        result.status = item.status
     return s.ResultsPage(
         job_id=job_id, offset=offset, limit=limit, total=row.item_count, results=results
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from pydantic import BaseModel
+
 from crystallise.common.logging import get_logger
 from crystallise.db.async_jobs import AsyncJobStore
 
@@ -29,8 +31,11 @@ class ItemWriter:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    def put(self, seq: int, status: str, result: dict[str, Any] | None) -> None:
-        self._rows[seq] = (seq, status, result)  # a later phase of an item replaces an earlier
+    def put(self, seq: int, status: str, result: BaseModel | None) -> None:
+        """Queue the item's result (its kind's typed model, stored as the fields it was
+        given, JSON-ready); a later phase of an item replaces an earlier one."""
+        stored = None if result is None else result.model_dump(mode="json", exclude_unset=True)
+        self._rows[seq] = (seq, status, stored)
         if len(self._rows) >= FLUSH_MAX_ROWS:
             self._schedule(0.0)
         else:
