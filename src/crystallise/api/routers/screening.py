@@ -14,7 +14,7 @@ from crystallise.api.deps import ServicesDep, SubmissionDep
 from crystallise.api.jobs_common import add_job_routes, get_job_or_404, iso
 from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
-from crystallise.db.jobs import JobRow
+from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.db.models import ScreeningJob
 from crystallise.jobs.submit import (
     estimate_screening_job,
@@ -51,9 +51,15 @@ def _threshold(row: ScreeningJob) -> float:
     return row.spec(ScreeningJobSpec).threshold
 
 
-def _job_view(row: ScreeningJob, results: list[s.ScreeningResult] | None) -> s.ScreeningJobResponse:
+def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobResponse:
     """The poll answer: state always; results (with exclusion reasons at the job's
-    threshold, set by the caller) and clusters once the job has ended."""
+    threshold) and clusters once the job has ended."""
+    threshold = _threshold(row)
+    results = (
+        [with_reason(s.ScreeningResult.of(i), threshold) for i in items if i.result is not None]
+        if items is not None
+        else None
+    )
     ended = row.status in _TERMINAL_WITH_RESULTS
     return s.ScreeningJobResponse(
         job_id=row.id,
