@@ -184,18 +184,21 @@ def audit_report(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]])
     how many name the criterion that excludes them, and how many back it with a quote found
     in the paper's text (``quote_verified``); every paper with an assessment at all."""
     from crystallise.screening.assessment import exclusion_reason
+    from crystallise.screening.schemas import ScreeningResult
 
-    excluded = [results[r["id"]] for r in rows if "final_score" in results[r["id"]]]
-    excluded = [r for r in excluded if r["final_score"] < AUDIT_THRESHOLD]
-    assessed = sum(bool(results[r["id"]].get("criteria_assessment")) for r in rows)
+    typed = [ScreeningResult.model_validate({"id": r["id"], **results[r["id"]]}) for r in rows]
+    excluded = [r for r in typed if r.final_score is not None]
+    excluded = [
+        r for r in excluded if r.final_score is not None and r.final_score < AUDIT_THRESHOLD
+    ]
+    assessed = sum(bool(r.criteria_assessment) for r in typed)
     named = verified = 0
     for result in excluded:
         reason = exclusion_reason(result, AUDIT_THRESHOLD)
         if reason and reason != "unclear":
             named += 1
-            entries = [a for a in result.get("criteria_assessment") or []
-                       if a.get("criterion") == reason]  # fmt: skip
-            verified += any(a.get("quote_verified") for a in entries)
+            entries = [a for a in result.criteria_assessment or [] if a.criterion == reason]
+            verified += any(a.quote_verified for a in entries)
     n = len(excluded)
     share = (lambda k: f"{k} ({k / n:.0%})") if n else (lambda k: str(k))
     print("| papers with an assessment | excluded by the AI (score < 3) | with a criterion named "
