@@ -13,6 +13,7 @@ from crystallise.db.engine import make_engine, make_session_factory, upgrade_dat
 from crystallise.db.jobs import ItemRow, JobStore, utcnow
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.runner import JobContext, JobOutcome, JobRunner
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.llm.errors import ErrorCategory, LLMError
 from tests.conftest import make_settings
 
@@ -47,7 +48,7 @@ def _words_job(delay: float = 0.0, fail_at: int | None = None, error: Exception 
 
         await map_items(ctx, one, statuses=["pending"], window=1)
         ctx.raise_if_cancelled()
-        return JobOutcome(usage={"items": total})
+        return JobOutcome(usage=JobUsage.model_validate({"items": total}))
 
     return run
 

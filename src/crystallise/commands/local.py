@@ -19,6 +19,7 @@ from crystallise.config.settings import Settings
 from crystallise.db.jobs import TERMINAL_STATUSES, JobKind, JobRow
 from crystallise.errors import BadInput, Conflict
 from crystallise.indexer.schemas import IndexerRequest
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.jobs.resume import retry_job
 from crystallise.jobs.start import start_services
 from crystallise.jobs.submit import (
@@ -75,7 +76,7 @@ async def _snapshot(services: Services, kind: JobKind, job_id: str) -> tuple[Job
     row = await services.store.get_job(kind, job_id)
     assert row is not None
     done = await services.store.count_items(job_id, ["done", "failed"])
-    cost = (row.usage or {}).get("estimated_cost_usd") or 0.0
+    cost = JobUsage.of(row).spent_usd
     snap = Snapshot(done, row.item_count, row.progress, row.stage, float(cost), row.status)
     return row, snap
 
@@ -151,9 +152,9 @@ async def run_local(
         summary = ExportSummary()
         chunks = export_job(services.jobs, kind, row, fmt, threshold, summary).chunks
         await asyncio.to_thread(write_atomically, path, chunks)
-        cost = float((row.usage or {}).get("estimated_cost_usd") or 0.0)
+        cost = JobUsage.of(row).spent_usd
         seconds = time.monotonic() - started
-        reused = (row.usage or {}).get("reused_count")
+        reused = JobUsage.of(row).reused_count
         return RunResult(row.id, row.status, how, seconds, cost, summary, row.error, reused)
     finally:
         await services.aclose()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from crystallise.config.settings import Settings
 from crystallise.db.jobs import ItemRow
 from crystallise.indexer.mock import mock_record
@@ -14,6 +12,7 @@ from crystallise.jobs.engine.failures import job_failure, too_many_failed
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.retirement import current_models
 from crystallise.jobs.engine.runner import JobContext, JobFunction, JobOutcome
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.llm.ask import plan_model
 from crystallise.llm.client import LLMClient
 from crystallise.llm.errors import LLMError
@@ -45,12 +44,10 @@ class IndexerJob:
         self.decided = self.failed = 0
         self.pending = 0  # unfinished records when this run started (set in run)
 
-    def _usage(self) -> dict[str, Any]:
+    async def _save_usage(self, force: bool = False) -> None:
         tally = self.ext.tally
-        return {
-            "usage": {**tally.summary(), "tally": tally.to_dict()},
-            "model_version": self.ext.model_version,
-        }
+        usage = JobUsage.model_validate({**tally.summary(), "tally": tally.to_dict()})
+        await self.ctx.save_usage(usage, self.ext.model_version, force=force)
 
     async def _one(self, item: ItemRow) -> None:
         if self.mock:
@@ -67,18 +64,19 @@ class IndexerJob:
                 raise _failure(self.failed, self.decided, result)
         done = self.total - self.pending + self.decided
         await self.ctx.report(done / max(self.total, 1), "extraction")
-        await self.ctx.save_usage(self._usage())
+        await self._save_usage()
 
     async def run(self) -> JobOutcome:
         row = self.ctx.row
-        if row is not None and row.usage and row.usage.get("tally"):
-            self.ext.tally.merge_dict(row.usage["tally"])
+        spent = JobUsage.of(row).tally
+        if spent:
+            self.ext.tally.merge_dict(spent)
         self.pending = await self.ctx.store.count_items(self.ctx.job_id, ["pending"])
         try:
             await map_items(self.ctx, self._one, statuses=["pending"], window=self.spec.max_workers)
         finally:
             await self.ctx.writer.close()
-            await self.ctx.save_usage(self._usage(), force=True)
+            await self._save_usage(force=True)
         self.ctx.raise_if_cancelled()
         return await self._outcome()
 
@@ -92,11 +90,15 @@ class IndexerJob:
         return JobOutcome(
             stage="extraction",
             errors=errors,
-            usage={
-                **summary,
-                "cost_per_paper_usd": round(summary["estimated_cost_usd"] / max(self.total, 1), 8),
-                "tally": self.ext.tally.to_dict(),
-            },
+            usage=JobUsage.model_validate(
+                {
+                    **summary,
+                    "cost_per_paper_usd": round(
+                        summary["estimated_cost_usd"] / max(self.total, 1), 8
+                    ),
+                    "tally": self.ext.tally.to_dict(),
+                }
+            ),
             estimated_cost_usd=summary["estimated_cost_usd"],
             model_version="mock" if self.mock else self.ext.model_version,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from crystallise.common.types import check_threshold
 from crystallise.db.jobs import JobKind, JobRow, JobStore
+from crystallise.db.models import ScreeningJob
 from crystallise.indexer.spec import IndexerJobSpec
 from crystallise.records.export import (
     MEDIA_TYPES,
@@ -15,6 +16,7 @@ from crystallise.records.export import (
     ExportSummary,
     stream,
 )
+from crystallise.screening.schemas import ReasonCluster
 from crystallise.screening.spec import ScreeningJobSpec
 
 
@@ -34,9 +36,8 @@ def export_plan(kind: JobKind, row: JobRow, threshold: float | None) -> ExportPl
         return ExportPlan("indexer", fields=[f.name for f in spec.fields])
     screening = row.spec(ScreeningJobSpec)
     check_threshold(threshold, "threshold")
-    clusters = {
-        int(c["cluster_id"]): str(c.get("label", "")) for c in getattr(row, "clusters", None) or []
-    }
+    themes = ReasonCluster.of(row) if isinstance(row, ScreeningJob) else []
+    clusters = {c.cluster_id: c.label for c in themes}
     return ExportPlan(
         "screening",
         threshold=screening.threshold if threshold is None else threshold,

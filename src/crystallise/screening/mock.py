@@ -10,6 +10,7 @@ from typing import Any
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.runner import JobContext, JobOutcome
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.screening.assessment import mock_assessment
 from crystallise.screening.criteria import Criterion
 from crystallise.screening.schemas import ScreeningResult
@@ -98,13 +99,9 @@ async def mock_screen_papers(
         stage="assignment",
         stage_timings={"labelling": 0, "reasoning": 0, "clustering": 0, "assignment": 0},
         estimated_cost_usd=0.0,
-        usage={
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "total_tokens": 0,
-            "estimated_cost_usd": 0.0,
-            "calls": 0,
-        },
+        usage=JobUsage(
+            input_tokens=0, output_tokens=0, total_tokens=0, estimated_cost_usd=0.0, calls=0
+        ),
         model_version="mock",
     )
 

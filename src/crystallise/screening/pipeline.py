@@ -22,6 +22,7 @@ from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.failures import job_failure, too_many_failed
 from crystallise.jobs.engine.items import map_items
 from crystallise.jobs.engine.runner import JobCancelled, JobContext, JobOutcome
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.llm.answers import ChatResult
 from crystallise.llm.ask import ask, plan_model
 from crystallise.llm.client import LLMClient
@@ -252,11 +253,11 @@ class ScreeningPipeline(ClusteringStages):
         stage = "labelling" if progress.labelled < progress.total else "reasoning"
         done = progress.labelled + progress.reasoned
         await self.ctx.report(0.8 * done / (2 * max(progress.total, 1)), stage)
-        await self.ctx.save_usage(self._usage_columns())
+        await self.save_usage()
 
-    def _usage_columns(self) -> dict[str, Any]:
+    async def save_usage(self, force: bool = False) -> None:
         usage = {**self.tally.summary(), "tally": self.tally.to_dict(), "reused_count": self.reused}
-        return {"usage": usage, "model_version": self.model_version}
+        await self.ctx.save_usage(JobUsage.model_validate(usage), self.model_version, force=force)
 
     def _window(self) -> int:
         s = self.llm.settings
@@ -267,11 +268,11 @@ class ScreeningPipeline(ClusteringStages):
     # ---- the whole job ---------------------------------------------------------------
     async def _progress(self) -> _Progress:
         """Counts so far (a resumed job starts from its checkpoint, with its spent tally)."""
-        job = self.ctx.row
-        if job is not None and job.usage and job.usage.get("tally"):
-            self.tally.merge_dict(job.usage["tally"])  # resumed: keep what was spent
+        job, usage = self.ctx.row, JobUsage.of(self.ctx.row)
+        if job is not None and usage.tally:
+            self.tally.merge_dict(usage.tally)  # resumed: keep what was spent
             self.model_version = job.model_version
-            self.reused += int(job.usage.get("reused_count") or 0)
+            self.reused += usage.reused_count or 0
         job_id = self.ctx.job_id
         total = await self.store.count_items(job_id)
         progress = _Progress(total=total)
@@ -303,7 +304,7 @@ class ScreeningPipeline(ClusteringStages):
             clusters = await self._final_clusters(clusters)
         finally:
             await self.writer.close()
-            await self.ctx.save_usage(self._usage_columns(), force=True)
+            await self.save_usage(force=True)
         timings = progress.ms()
         timings["total"] = int((time.monotonic() - started) * 1000)
         return await self._outcome(progress.total, clusters, timings)
@@ -332,7 +333,7 @@ class ScreeningPipeline(ClusteringStages):
             stage="assignment",
             stage_timings=timings,
             estimated_cost_usd=summary["estimated_cost_usd"],
-            usage=usage,
+            usage=JobUsage.model_validate(usage),
             model_version=self.model_version,
             errors=failed_papers(failed),
         )

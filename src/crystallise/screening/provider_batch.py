@@ -238,7 +238,7 @@ class ProviderBatches:
             entry["applied"] = True
         await self.p.writer.flush()
         await self._save()
-        await self.ctx.save_usage(self.p._usage_columns(), force=True)
+        await self.p.save_usage(force=True)
 
     async def _give_up(self, stage: str, items: list[ItemRow], progress: _Progress) -> None:
         for item in items:

@@ -20,6 +20,7 @@ from crystallise.screening.criteria import CriterionInput
 
 if TYPE_CHECKING:
     from crystallise.db.jobs import ItemRow
+    from crystallise.db.models import ScreeningJob
 
 
 def plain_text(value: Any) -> str:
@@ -297,6 +298,11 @@ class ReasonCluster(BaseModel):
     label: str
     description: str | None = None
     count: int | None = None
+
+    @classmethod
+    def of(cls, row: ScreeningJob) -> list[ReasonCluster]:
+        """A screening job's stored themes (none until its clustering stage has run)."""
+        return [cls.model_validate(c) for c in row.clusters or []]
 
 
 class ScreeningJobResponse(BaseModel):

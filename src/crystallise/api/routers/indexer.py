@@ -11,6 +11,7 @@ from crystallise.indexer import helpers
 from crystallise.indexer import schemas as s
 from crystallise.indexer.pipeline import USAGE_KEYS
 from crystallise.indexer.spec import IndexerJobSpec
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.jobs.submit import (
     estimate_indexing_job,
     run_indexing,
@@ -54,7 +55,8 @@ async def create_job(
 
 
 def _job_view(row: JobRow, items: list[ItemRow]) -> s.IndexerJobResponse:
-    usage = {k: v for k, v in (row.usage or {}).items() if k in (*USAGE_KEYS, "cost_per_paper_usd")}
+    shown = JobUsage.of(row).shown()
+    usage = {k: v for k, v in shown.items() if k in (*USAGE_KEYS, "cost_per_paper_usd")}
     records = [i.result_as(s.IndexedRecord) for i in items]
     errors = row.errors
     if errors is None:

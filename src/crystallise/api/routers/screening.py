@@ -16,6 +16,7 @@ from crystallise.common.memory import collector_paused
 from crystallise.common.types import INT32_MAX, THRESHOLD_MAX, THRESHOLD_MIN
 from crystallise.db.jobs import ItemRow, JobRow
 from crystallise.db.models import ScreeningJob
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.jobs.submit import (
     estimate_screening_job,
     submit_screening,
@@ -81,7 +82,7 @@ def _job_view(row: ScreeningJob, items: list[ItemRow] | None) -> s.ScreeningJobR
         errors=row.errors or None,
         papers_count=row.item_count,
         project_id=row.project_id,
-        usage={k: v for k, v in (row.usage or {}).items() if k != "tally"} or None,
+        usage=JobUsage.of(row).shown("tally") or None,
         provider_batches=row.provider_batches or None,
         **_lineage(row),
         created_at=iso(row.created_at),
@@ -94,7 +95,7 @@ def _lineage(row: ScreeningJob) -> dict[str, Any]:
     spec = row.spec(ScreeningJobSpec)
     if spec.update_of is None:
         return {}
-    reused = (row.usage or {}).get("reused_count")
+    reused = JobUsage.of(row).reused_count
     return {"update_of": spec.update_of, "added_count": spec.added_count,
             "duplicate_count": spec.duplicate_count, "reused_count": reused}  # fmt: skip
 

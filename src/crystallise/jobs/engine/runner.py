@@ -21,6 +21,7 @@ from crystallise.common.logging import get_logger
 from crystallise.common.secrets import SecretBox
 from crystallise.db.async_jobs import AsyncJobStore
 from crystallise.db.jobs import JOB_KINDS, JobKind, JobRow, as_utc, utcnow
+from crystallise.jobs.engine.usage import JobUsage
 from crystallise.jobs.engine.writer import ItemWriter
 from crystallise.llm.errors import ErrorCategory, LLMError
 from crystallise.tenancy import Caller, current_caller, job_owner, month_start
@@ -42,7 +43,7 @@ class JobOutcome:
     it sets (None: left as they are)."""
 
     stage: str | None = None
-    usage: dict[str, Any] | None = None
+    usage: JobUsage | None = None
     estimated_cost_usd: float | None = None
     model_version: str | None = None
     errors: list[str] | None = None
@@ -50,7 +51,10 @@ class JobOutcome:
     stage_timings: dict[str, int] | None = None  # screening
 
     def columns(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v is not None}
+        values = {k: v for k, v in vars(self).items() if v is not None}
+        if self.usage is not None:
+            values["usage"] = self.usage.stored()
+        return values
 
 
 @dataclass
@@ -97,12 +101,16 @@ class JobContext:
             values["stage"] = stage
         await self.store.update_job(self.kind, self.job_id, **values)
 
-    async def save_usage(self, values: dict[str, Any], *, force: bool = False) -> None:
+    async def save_usage(
+        self, usage: JobUsage, model_version: str | None, *, force: bool = False
+    ) -> None:
         """Store the usage tally so far (throttled): a crash or failure keeps what was spent."""
         now = time.monotonic()
         if force or now - self._last_usage >= USAGE_SAVE_INTERVAL_S:
             self._last_usage = now
-            await self.store.update_job(self.kind, self.job_id, **values)
+            await self.store.update_job(
+                self.kind, self.job_id, usage=usage.stored(), model_version=model_version
+            )
 
     def cancelled(self) -> bool:
         """True once cancel was requested (here, or in the database: the runner's watcher
@@ -383,6 +391,4 @@ class JobRunner:
 
 
 def _spent_of(row: JobRow | None) -> dict[str, Any]:
-    usage = (row.usage or {}) if row is not None else {}
-    cost = usage.get("estimated_cost_usd")
-    return {"estimated_cost_usd": float(cost) if isinstance(cost, int | float) else 0.0}
+    return {"estimated_cost_usd": JobUsage.of(row).spent_usd}
