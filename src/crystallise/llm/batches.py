@@ -113,11 +113,10 @@ class BatchAPI:
         )
         return batch.model_dump(mode="json")
 
-    async def output(self, batch: dict[str, Any]) -> BatchOutput:
+    async def output(self, *file_ids: str | None) -> BatchOutput:
         """The answers and failures in a finished batch's output and error files."""
         out = BatchOutput()
-        for key in ("output_file_id", "error_file_id"):
-            file_id = batch.get(key)
+        for file_id in file_ids:
             if not file_id:
                 continue
             response = await self._call("reading its output", _content(self.client, file_id))

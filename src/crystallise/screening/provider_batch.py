@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
 
 from crystallise.db.jobs import ItemRow
 from crystallise.jobs.engine.runner import JobCancelled
@@ -42,6 +43,38 @@ if TYPE_CHECKING:
     from crystallise.screening.pipeline import ScreeningPipeline, _Progress
 
 
+class ProviderBatch(BaseModel):
+    """One provider batch the job submitted, as the job row keeps it (``provider_batches``):
+    a restart polls it instead of paying twice."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    stage: str
+    round: int
+    applied: bool = False  # its answers were read and written to the papers
+    status: str | None = None
+    total: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    input_file_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    error: str | None = None
+
+    def update_from(self, batch: dict[str, Any]) -> None:
+        """Keep what the job needs of the provider's batch object."""
+        counts = batch.get("request_counts") or {}
+        errors = (batch.get("errors") or {}).get("data") or []
+        self.status = batch.get("status")
+        self.total, self.completed = counts.get("total"), counts.get("completed")
+        self.failed = counts.get("failed")
+        self.input_file_id = batch.get("input_file_id")
+        self.output_file_id = batch.get("output_file_id")
+        self.error_file_id = batch.get("error_file_id")
+        if errors:
+            self.error = str(errors[0].get("message") or errors[0])
+
+
 MAX_ROUNDS = 3  # batches per stage for papers whose requests failed inside a batch
 STAGES = {"labelling": "pending", "reasoning": "labelled"}  # stage -> papers it takes
 
@@ -53,9 +86,8 @@ class ProviderBatches:
         self.llm = pipeline.llm
         self.api = BatchAPI(self.llm, self.llm.resolve_key(None, self.ctx.request_key))
         row = self.ctx.row
-        self.batches: list[dict[str, Any]] = copy.deepcopy(
-            (row.provider_batches if row is not None else None) or []
-        )
+        stored = (row.provider_batches if row is not None else None) or []
+        self.batches = [ProviderBatch.model_validate(b) for b in stored]
         self.sample_instead: set[int] = set()  # distribution answers without logprobs
         self.last_failure: dict[int, str] = {}
 
@@ -138,75 +170,73 @@ class ProviderBatches:
 
     async def _stage(self, stage: str, status: str, progress: _Progress) -> None:
         while True:
-            mine = [b for b in self.batches if b["stage"] == stage]
-            open_ = [b for b in mine if not b.get("applied")]
+            mine = [b for b in self.batches if b.stage == stage]
+            open_ = [b for b in mine if not b.applied]
             if not open_:
                 await self.p.writer.flush()
                 items = await self.ctx.store.all_items(self.ctx.job_id, [status])
                 if not items:
                     return
                 # a batch cancelled with the job (then retried) does not use up a round
-                used = {b["round"] for b in mine if b["status"] != "cancelled"}
+                used = {b.round for b in mine if b.status != "cancelled"}
                 if len(used) >= MAX_ROUNDS:
                     await self._give_up(stage, items, progress)
                     return
                 open_ = await self._submit(
-                    stage, items, max((b["round"] for b in mine), default=0) + 1
+                    stage, items, max((b.round for b in mine), default=0) + 1
                 )
             await self._wait(stage, open_, progress)
             await self._collect(stage, status, open_, progress)
             if self.p.failure is not None:
                 return
 
-    async def _submit(
-        self, stage: str, items: list[ItemRow], round_no: int
-    ) -> list[dict[str, Any]]:
+    async def _submit(self, stage: str, items: list[ItemRow], round_no: int) -> list[ProviderBatch]:
         lines = [
             request_line(f"{stage}-{item.seq}-{k}", self.llm.request_body(call))
             for item in items
             for k, call in enumerate(self._calls(stage, item))
         ]
-        started: list[dict[str, Any]] = []
+        started: list[ProviderBatch] = []
         for part in split_lines(lines):
             if self.ctx.cancelled():
                 break
             batch = await self.api.submit(
                 part, {"job_id": self.ctx.job_id, "stage": stage, "round": str(round_no)}
             )
-            entry = {"id": batch["id"], "stage": stage, "round": round_no, "applied": False}
-            entry.update(_state(batch))
+            entry = ProviderBatch(id=batch["id"], stage=stage, round=round_no, applied=False)
+            entry.update_from(batch)
             self.batches.append(entry)
             started.append(entry)
             await self._save()  # stored at once: a restart polls it instead of paying twice
         return started
 
-    async def _wait(self, stage: str, batches: list[dict[str, Any]], progress: _Progress) -> None:
+    async def _wait(self, stage: str, batches: list[ProviderBatch], progress: _Progress) -> None:
         poll_s = self.llm.settings.batch_poll_s
         while True:
             if self.ctx.cancelled():
                 await self.cancel_open()
                 raise JobCancelled()
-            waiting = [b for b in batches if b["status"] not in TERMINAL]
+            waiting = [b for b in batches if b.status not in TERMINAL]
             for entry in waiting:
-                entry.update(_state(await self.api.retrieve(entry["id"])))
+                entry.update_from(await self.api.retrieve(entry.id))
             await self._save()
             await self._report(stage, batches, progress)
-            if all(b["status"] in TERMINAL for b in batches):
+            if all(b.status in TERMINAL for b in batches):
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ctx.cancel_event.wait(), poll_s)
 
     async def _collect(
-        self, stage: str, status: str, batches: list[dict[str, Any]], progress: _Progress
+        self, stage: str, status: str, batches: list[ProviderBatch], progress: _Progress
     ) -> None:
         """Read each finished batch's files and move its papers on."""
         output = BatchOutput()
         for entry in batches:
-            got = await self.api.output(entry)
+            got = await self.api.output(entry.output_file_id, entry.error_file_id)
             output.answers.update(got.answers)
             output.failures.update(got.failures)
-            if entry["status"] == "failed" and entry.get("error"):
-                output.failures.setdefault(f"{stage}-batch", entry["error"])
+            if entry.status == "failed" and entry.error:
+                output.failures.setdefault(f"{stage}-batch", entry.error)
         by_seq: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
         for custom_id, body in output.answers.items():
             seq, k = _seq(custom_id, stage)
@@ -235,7 +265,7 @@ class ProviderBatches:
                 else:
                     progress.reasoned += 1
         for entry in batches:
-            entry["applied"] = True
+            entry.applied = True
         await self.p.writer.flush()
         await self._save()
         await self.p.save_usage(force=True)
@@ -254,39 +284,23 @@ class ProviderBatches:
     async def cancel_open(self) -> None:
         """Cancel the job's batches still running at the provider."""
         for entry in self.batches:
-            if entry["status"] not in TERMINAL and entry["status"] != "cancelling":
+            if entry.status not in TERMINAL and entry.status != "cancelling":
                 with contextlib.suppress(LLMError):
-                    entry.update(_state(await self.api.cancel(entry["id"])))
+                    entry.update_from(await self.api.cancel(entry.id))
         await self._save()
 
     async def _save(self) -> None:
         await self.ctx.store.update_job(
-            self.ctx.kind, self.ctx.job_id, provider_batches=copy.deepcopy(self.batches)
+            self.ctx.kind,
+            self.ctx.job_id,
+            provider_batches=[b.model_dump(mode="json", exclude_unset=True) for b in self.batches],
         )
 
-    async def _report(self, stage: str, batches: list[dict[str, Any]], progress: _Progress) -> None:
-        total = sum(b.get("total") or 0 for b in batches) or 1
-        done = sum((b.get("completed") or 0) + (b.get("failed") or 0) for b in batches)
+    async def _report(self, stage: str, batches: list[ProviderBatch], progress: _Progress) -> None:
+        total = sum(b.total or 0 for b in batches) or 1
+        done = sum((b.completed or 0) + (b.failed or 0) for b in batches)
         base = 0.0 if stage == "labelling" else 0.4
         await self.ctx.report(base + 0.4 * min(done / total, 1.0), f"batch:{stage}")
-
-
-def _state(batch: dict[str, Any]) -> dict[str, Any]:
-    """What the job keeps of a batch object."""
-    counts = batch.get("request_counts") or {}
-    errors = (batch.get("errors") or {}).get("data") or []
-    state = {
-        "status": batch.get("status"),
-        "total": counts.get("total"),
-        "completed": counts.get("completed"),
-        "failed": counts.get("failed"),
-        "input_file_id": batch.get("input_file_id"),
-        "output_file_id": batch.get("output_file_id"),
-        "error_file_id": batch.get("error_file_id"),
-    }
-    if errors:
-        state["error"] = str(errors[0].get("message") or errors[0])
-    return state
 
 
 def _seq(custom_id: str, stage: str) -> tuple[int | None, int]:
