@@ -152,9 +152,10 @@ async def run_local(
         summary = ExportSummary()
         chunks = export_job(services.jobs, kind, row, fmt, threshold, summary).chunks
         await asyncio.to_thread(write_atomically, path, chunks)
-        cost = JobUsage.of(row).spent_usd
-        seconds = time.monotonic() - started
-        reused = JobUsage.of(row).reused_count
-        return RunResult(row.id, row.status, how, seconds, cost, summary, row.error, reused)
+        usage, seconds = JobUsage.of(row), time.monotonic() - started
+        return RunResult(
+            row.id, row.status, how, seconds, usage.spent_usd, summary, row.error,
+            usage.reused_count,
+        )  # fmt: skip
     finally:
         await services.aclose()

@@ -85,7 +85,8 @@ def mock_assessment(
         answer = {"met": holds, "unclear": "unclear"}.get(verdict)
         answer = answer or (fails if index == 0 else "unclear")
         cited = quote if index == 0 and answer != "unclear" else None
-        verified = cited is not None and verify_quotes([cited], str(paper.get("title") or ""), "")
+        title = str(paper.get("title") or "")
+        verified = cited is not None and verify_quotes([cited], title, "")[0] is True
         out.append(
             CriterionVerdict.model_validate(
                 {
@@ -94,7 +95,7 @@ def mock_assessment(
                     "type": criterion.kind,
                     "verdict": answer,
                     "quote": cited,
-                    "quote_verified": bool(verified and verified[0] is True),
+                    "quote_verified": verified,
                 }
             )
         )

@@ -121,9 +121,7 @@ def mock_result(paper: dict[str, Any], spec: ScreeningJobSpec) -> ScreeningResul
         f"{len(spec.criteria)} criteria. Run without mock for real reasoning.",
         verdict=verdict,
         decisive_criteria=[c.id for c in spec.criteria[:1]],
-        criteria_assessment=[
-            a.model_dump() for a in mock_assessment(spec.criteria, verdict, paper)
-        ],
+        criteria_assessment=mock_assessment(spec.criteria, verdict, paper),
         cluster_id=cid if selected else None,
         cluster_ids=[cid] if selected else [],
     )

@@ -344,13 +344,9 @@ class ScreeningPipeline(ClusteringStages):
             total = await self.store.count_items(self.ctx.job_id)
             if failed and failed == total:
                 (item,) = await self.store.items(self.ctx.job_id, statuses=["error"], limit=1)
-                error = item.result_as(ScreeningResult)
+                error = ScreeningResult.of(item)
                 self.failure = job_failure(
-                    failed,
-                    total,
-                    "papers",
-                    (error and error.error_category) or "unknown",
-                    (error and error.error) or "",
+                    failed, total, "papers", error.error_category or "unknown", error.error or ""
                 )
         if self.failure is not None:
             raise self.failure
@@ -360,12 +356,8 @@ class ScreeningPipeline(ClusteringStages):
 
 def failed_papers(items: list[ItemRow]) -> list[str]:
     """The job's ``errors`` list: one line per failed paper (the first MAX_LISTED_ERRORS)."""
-    lines = []
-    for item in items[:MAX_LISTED_ERRORS]:
-        result = item.result_as(ScreeningResult)
-        category, error = (result.error_category, result.error) if result else (None, None)
-        lines.append(f"Paper {item.item_id}: {category}: {error}")
-    return lines
+    results = [(i.item_id, ScreeningResult.of(i)) for i in items[:MAX_LISTED_ERRORS]]
+    return [f"Paper {paper}: {r.error_category}: {r.error}" for paper, r in results]
 
 
 async def screen_papers(ctx: JobContext, spec: ScreeningJobSpec, llm: LLMClient) -> JobOutcome:

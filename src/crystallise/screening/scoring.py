@@ -140,6 +140,6 @@ def reasoned(
         reasoning=parsed.reasoning,
         verdict=parsed.verdict,
         decisive_criteria=[c for c in parsed.decisive_criteria if c != "none"],
-        criteria_assessment=[a.model_dump() for a in assessment or []],
+        criteria_assessment=assessment or [],
         flags=flags,
     )

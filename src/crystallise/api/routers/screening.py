@@ -132,7 +132,9 @@ def _finished_job_json(row: ScreeningJob, texts: list[str]) -> bytes:
     with collector_paused():
         stored = ",".join(t for t in texts if t != "null")  # a JSON null: no result yet
         results = _RESULTS.validate_json(f"[{stored}]")
-        head["failed_count"] = sum(with_reason(r, threshold).failed for r in results)
+        for result in results:
+            with_reason(result, threshold)
+        head["failed_count"] = sum(r.failed for r in results)
         dumped = _RESULTS.dump_json(results, exclude_none=True)
         del results
     head["results"] = orjson.Fragment(dumped)
